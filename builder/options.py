@@ -1,0 +1,50 @@
+"""The build's settings, made once by the CLI and read everywhere else.
+
+Small frozen dataclasses rather than one options bag passed around (kaniko's
+41-field struct): each part of the build takes the group it needs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from oci.models import Platform, host_platform
+
+__all__ = ["BuildOptions", "OutputOptions", "default_cache_dir"]
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "wharfie"
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Where the image goes."""
+
+    destinations: tuple[str, ...] = ()
+    no_push: bool = False
+    digest_file: Path | None = None
+    image_name_with_digest_file: Path | None = None
+    oci_layout_path: Path | None = None
+    manifest_format: str = "oci"  # or "docker" (schema 2)
+    compression: str = "gzip"
+    compression_level: int | None = None
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    context: Path
+    dockerfile: Path
+    output: OutputOptions = field(default_factory=OutputOptions)
+    build_args: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    platform: Platform = field(default_factory=host_platform)
+    source_date_epoch: int | None = None
+    network: str = "host"
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    work_dir: Path | None = None
+    quiet: bool = False

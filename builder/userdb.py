@@ -1,0 +1,92 @@
+"""Users and groups as the image sees them: /etc/passwd and /etc/group inside the rootfs.
+
+Docker resolves USER, `COPY --chown` and WORKDIR ownership against the image's
+own files, never the host's; the rules here follow runc's libcontainer/user
+(numeric ids need no entry; a missing name is an error) and docker's COPY
+documentation (a user without a group means the same number for both).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from oci.errors import WharfieError
+
+__all__ = ["ExecUser", "resolve_exec_user", "resolve_chown"]
+
+
+@dataclass(frozen=True)
+class ExecUser:
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    home: str
+
+
+def _read_table(root: Path, name: str) -> list[list[str]]:
+    path = root / "etc" / name
+    if path.is_symlink() or not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line and not line.startswith("#"):
+            rows.append(line.split(":"))
+    return rows
+
+
+def _lookup_user(root: Path, spec: str) -> list[str] | None:
+    for row in _read_table(root, "passwd"):
+        if len(row) >= 4 and (row[0] == spec or (spec.isdigit() and row[2] == spec)):
+            return row
+    return None
+
+
+def _lookup_group(root: Path, spec: str) -> list[str] | None:
+    for row in _read_table(root, "group"):
+        if len(row) >= 3 and (row[0] == spec or (spec.isdigit() and row[2] == spec)):
+            return row
+    return None
+
+
+def _group_id(root: Path, spec: str, what: str) -> int:
+    row = _lookup_group(root, spec)
+    if row is not None:
+        return int(row[2])
+    if spec.isdigit():
+        return int(spec)
+    raise WharfieError(f"unable to find group {spec} in the image's /etc/group ({what})")
+
+
+def resolve_exec_user(root: Path, spec: str | None) -> ExecUser:
+    """The uid, gid, supplementary groups and home a step runs with for `USER spec`."""
+    spec = spec or "root"
+    user_part, _, group_part = spec.partition(":")
+    row = _lookup_user(root, user_part)
+    if row is not None:
+        uid, gid, home, name = int(row[2]), int(row[3]), row[5] if len(row) > 5 else "/", row[0]
+    elif user_part.isdigit():
+        uid, gid, home, name = int(user_part), 0, "/", None
+    else:
+        raise WharfieError(f"unable to find user {user_part}: no matching entries in the image's /etc/passwd")
+    if group_part:
+        gid = _group_id(root, group_part, f"USER {spec}")
+        groups: tuple[int, ...] = ()
+    else:
+        groups = tuple(sorted({int(g[2]) for g in _read_table(root, "group")
+                               if name and len(g) >= 4 and name in g[3].split(",")} - {gid}))
+    return ExecUser(uid, gid, groups, home or "/")
+
+
+def resolve_chown(root: Path, spec: str) -> tuple[int, int]:
+    """Numeric (uid, gid) for `COPY --chown=spec`: a lone user gives the same number as group."""
+    user_part, sep, group_part = spec.partition(":")
+    if user_part.isdigit():
+        uid = int(user_part)
+    else:
+        row = _lookup_user(root, user_part)
+        if row is None:
+            raise WharfieError(f"unable to find user {user_part} in the image's /etc/passwd (--chown={spec})")
+        uid = int(row[2])
+    gid = _group_id(root, group_part, f"--chown={spec}") if sep and group_part else uid
+    return uid, gid

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "$GREETING from $(cat /app/built.txt)"

@@ -1,0 +1,61 @@
+"""The one table of media types wharfie reads and writes."""
+
+from __future__ import annotations
+
+__all__ = [
+    "OCI_MANIFEST", "OCI_INDEX", "OCI_CONFIG", "OCI_LAYER", "OCI_LAYER_GZIP", "OCI_LAYER_ZSTD",
+    "OCI_LAYER_NONDIST_GZIP", "DOCKER_MANIFEST", "DOCKER_MANIFEST_LIST", "DOCKER_CONFIG",
+    "DOCKER_LAYER_GZIP", "DOCKER_FOREIGN_LAYER", "MANIFEST_ACCEPT", "INDEX_TYPES",
+    "IMAGE_MANIFEST_TYPES", "LAYER_COMPRESSION", "layer_media_type", "is_index", "is_manifest",
+]
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+OCI_LAYER_NONDIST_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+
+INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
+IMAGE_MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+
+# Sent on every manifest GET: indexes first so a multi-platform tag resolves to
+# its index and we choose the platform, not the registry.
+MANIFEST_ACCEPT = ", ".join([OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST])
+
+# Layer media type -> compression ("gzip", "zstd" or "none").
+LAYER_COMPRESSION = {
+    OCI_LAYER: "none",
+    OCI_LAYER_GZIP: "gzip",
+    OCI_LAYER_ZSTD: "zstd",
+    OCI_LAYER_NONDIST_GZIP: "gzip",
+    DOCKER_LAYER_GZIP: "gzip",
+    DOCKER_FOREIGN_LAYER: "gzip",
+    "application/vnd.docker.image.rootfs.diff.tar": "none",
+}
+
+
+def layer_media_type(compression: str, *, oci: bool) -> str:
+    """The media type of a layer compressed with `compression` in an OCI or Docker manifest."""
+    if compression == "zstd":
+        return OCI_LAYER_ZSTD  # Docker schema 2 has no zstd type; callers must use OCI.
+    if compression == "none":
+        return OCI_LAYER if oci else "application/vnd.docker.image.rootfs.diff.tar"
+    if compression == "gzip":
+        return OCI_LAYER_GZIP if oci else DOCKER_LAYER_GZIP
+    raise ValueError(f"unknown compression {compression!r}")
+
+
+def is_index(media_type: str) -> bool:
+    return media_type in INDEX_TYPES
+
+
+def is_manifest(media_type: str) -> bool:
+    return media_type in IMAGE_MANIFEST_TYPES
