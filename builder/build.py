@@ -1,0 +1,80 @@
+"""A whole build: parse the Dockerfile, build the stages the target needs, deliver the image."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.dockerignore import load_ignore
+from builder.image import render_manifest, timestamp
+from builder.options import BuildOptions
+from builder.output import BuiltImage, deliver
+from builder.session import BuildSession
+from builder.stage import StageBuilder
+from builder.stages import parse_dockerfile
+from oci.blobstore import BlobStore
+from oci.digest import Digest
+from oci.errors import DockerfileError
+from registry.client import RegistryClient
+
+__all__ = ["BuildResult", "build_image"]
+
+log = logging.getLogger("wharfie")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    image: BuiltImage
+    pushed: list[str]
+
+    @property
+    def digest(self) -> Digest:
+        return self.image.digest
+
+    def summary(self) -> str:
+        if self.pushed:
+            return "\n".join(f"pushed {ref}" for ref in self.pushed)
+        return f"built {self.digest}"
+
+
+def _read_dockerfile(path: Path) -> str:
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise DockerfileError("not a text file", file=path.name) from None
+
+
+def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult:
+    text = _read_dockerfile(options.dockerfile)
+    plan = parse_dockerfile(text, filename=options.dockerfile.name, build_args=options.build_args,
+                            target=options.target, target_platform=str(options.platform))
+    store = BlobStore(options.cache_dir)
+    work_root = options.work_dir or Path(tempfile.gettempdir())
+    work_root.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix="wharfie-build-", dir=work_root))
+    try:
+        session = BuildSession(options=options, client=client, store=store, work_dir=work_dir,
+                               ignore=load_ignore(options.context, options.dockerfile))
+        result = None
+        for warning in plan.warnings:
+            log.warning("warning: %s", warning)
+        for stage in plan.needed:
+            log.info("stage %d%s", stage.index, f" ({stage.name})" if stage.name else "")
+            result = StageBuilder(session, plan, stage).run()
+            session.results[stage.index] = result
+        assert result is not None
+        state = result.state
+        if options.labels:
+            labels = {**(state.config.config.labels or {}), **options.labels}
+            state = state.with_config(state.config.with_container(labels=labels))
+        created = timestamp(options.source_date_epoch)
+        manifest_raw, config_raw, media_type = render_manifest(
+            state, oci=options.output.manifest_format == "oci", created=created)
+        image = BuiltImage(state, manifest_raw, media_type, config_raw)
+        pushed = deliver(image, options.output, client)
+        return BuildResult(image, pushed)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)

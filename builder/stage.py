@@ -1,0 +1,300 @@
+"""Building one stage: its base, then each instruction in order.
+
+This module only coordinates: config instructions are pure functions
+(builder/config_steps.py), filesystem instructions run their action between
+two snapshots (layers/) and turn the change into a layer. The stage's rootfs
+is extracted lazily: a stage of config instructions only never downloads a
+layer.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from builder import instructions as ins
+from builder.add_sources import archive_kind, download, is_url, unpack_archive
+from builder.base import DEFAULT_PATH, materialize, pull_base, scratch_state
+from builder.config_steps import CONFIG_INSTRUCTIONS, StageFlags, apply_config_step, command_argv
+from builder.copy import CopyOptions, copy_into, make_parents, safe_join, select_sources
+from builder.globmatch import match_path
+from builder.heredoc import heredoc_run
+from builder.history import BUILDKIT_COMMENT, run_created_by
+from builder.image import ImageState, add_history, append_layer, timestamp
+from builder.sandbox import SANDBOX_IGNORED, Bind, RunFailed, RunSpec, run_in_sandbox
+from builder.session import BuildSession
+from builder.stages import BuildPlan, Scope, Stage
+from builder.userdb import resolve_chown, resolve_exec_user
+from layers.walk import Snapshot, diff
+from layers.writer import write_layer
+from oci.errors import DockerfileError, WharfieError
+from oci.models import History
+
+__all__ = ["StageResult", "StageBuilder"]
+
+
+@dataclass
+class StageResult:
+    index: int
+    name: str | None
+    state: ImageState
+    rootfs: Path | None  # extracted tree, when some step needed it
+    scope: Scope  # variables at the end of the stage: a stage built FROM this one starts with them
+
+
+class StageBuilder:
+    def __init__(self, session: BuildSession, plan: BuildPlan, stage: Stage) -> None:
+        self.session = session
+        self.plan = plan
+        self.stage = stage
+        self.rootfs = session.work_dir / f"stage-{stage.index}"
+        self.extracted = False
+        self.flags = StageFlags()
+        self.state = self._base_state()
+        parent = session.results[stage.base_stage].scope if stage.base_stage is not None else None
+        self.scope = plan.initial_scope(stage, self.state.config.config.env or (), parent)
+
+    # -- base -----------------------------------------------------------------
+    def _base_state(self) -> ImageState:
+        options = self.session.options
+        base = self.stage.base
+        if base == "scratch":
+            self.rootfs.mkdir(parents=True, exist_ok=True)
+            self.extracted = True
+            return scratch_state(options.platform)
+        if self.stage.base_stage is not None:
+            parent = self.session.results[self.stage.base_stage]
+            if parent.rootfs is not None:
+                _copy_tree(parent.rootfs, self.rootfs)
+                self.extracted = True
+            return parent.state
+        self.session.log.info("FROM %s", base)
+        state, _ref, _digest = pull_base(base, client=self.session.client, platform=options.platform,
+                                         store=self.session.store)
+        return state
+
+    def ensure_rootfs(self) -> Path:
+        if not self.extracted:
+            materialize(self.state, self.rootfs)
+            self.extracted = True
+        return self.rootfs
+
+    # -- the loop -------------------------------------------------------------
+    def run(self) -> StageResult:
+        for instr in self.stage.instructions:
+            self.session.log.info("%s", instr.original or instr.keyword)
+            try:
+                self.step(instr)
+            except DockerfileError:
+                raise
+            except RunFailed as exc:
+                tail = "; ".join(line for line in exc.tail[-3:] if line.strip())
+                raise WharfieError(f"RUN failed (exit {exc.exit_code_of_step}): {self._where(instr)}: "
+                                   f"{_one_line(instr.original)}" + (f" ({tail})" if tail else "")) from None
+            except WharfieError as exc:
+                raise WharfieError(f"{self._where(instr)}: {exc}") from None
+        return StageResult(self.stage.index, self.stage.name, self.state, self.rootfs if self.extracted else None,
+                           self.scope)
+
+    def _where(self, instr: ins.Instruction) -> str:
+        return f"{self.session.options.dockerfile.name}:{instr.line}"
+
+    def step(self, instr: ins.Instruction) -> None:
+        expanded = self.plan.expand(instr, self.scope)
+        # advance() expands ENV itself, so it gets the raw instruction (no double expansion).
+        self.scope = self.plan.advance(self.scope, instr)
+        if type(expanded) in CONFIG_INSTRUCTIONS:
+            config, created_by = apply_config_step(self.state.config, expanded, self.flags)
+            self.state = add_history(self.state.with_config(config), self._history(created_by, empty=True))
+        elif isinstance(expanded, ins.WORKDIR):
+            self._workdir(expanded)
+        elif isinstance(expanded, ins.RUN):
+            self._run(expanded)
+        elif isinstance(expanded, (ins.COPY, ins.ADD)):
+            self._copy(expanded)
+        else:
+            raise DockerfileError(f"{expanded.keyword} is not supported here", line=instr.line)
+
+    def _history(self, created_by: str, *, empty: bool) -> History:
+        return History(created=timestamp(self.session.options.source_date_epoch), created_by=created_by,
+                       comment=BUILDKIT_COMMENT, empty_layer=empty)
+
+    # -- filesystem steps -----------------------------------------------------
+    def _snapshot_step(self, action: Callable[[Path], None], created_by: str, *, ignore: tuple[str, ...] = ()) -> None:
+        rootfs = self.ensure_rootfs()
+        before = Snapshot.take(rootfs, ignore)
+        action(rootfs)
+        changes = diff(before, Snapshot.take(rootfs, ignore))
+        if not changes:
+            self.state = add_history(self.state, self._history(created_by, empty=True))
+            return
+        output = self.session.options.output
+        layer = write_layer(changes, rootfs, self.session.store, compression=output.compression,
+                            level=output.compression_level, epoch=self.session.options.source_date_epoch,
+                            oci=output.manifest_format == "oci")
+        self.session.log.info("  layer %s (%d changes, %d bytes)", layer.digest.short, len(changes), layer.size)
+        self.state = append_layer(self.state, layer, self._history(created_by, empty=False))
+
+    def _workdir(self, instr: ins.WORKDIR) -> None:
+        current = self.state.config.config.working_dir or "/"
+        path = str(PurePosixPath("/", current, instr.path))
+        self.state = self.state.with_config(self.state.config.with_container(working_dir=path))
+
+        def mkdir(rootfs: Path) -> None:
+            target = safe_join(rootfs, path, follow_last=True)
+            if not target.is_dir():
+                user = resolve_exec_user(rootfs, self.state.config.config.user)
+                make_parents(rootfs, target)
+                target.mkdir(mode=0o755)
+                os.chown(target, user.uid, user.gid)
+
+        if path == "/":
+            self.state = add_history(self.state, self._history(f"WORKDIR {path}", empty=True))
+        else:
+            self._snapshot_step(mkdir, f"WORKDIR {path}")
+
+    def _run(self, instr: ins.RUN) -> None:
+        config = self.state.config.config
+        if instr.is_exec:
+            argv = tuple(instr.command)
+        else:
+            plan = heredoc_run(str(instr.command), instr.heredocs)
+            if plan.executable is not None:
+                raise DockerfileError("RUN with a #! heredoc is not supported yet", line=instr.line)
+            argv = command_argv(plan.script or "", False, config.shell)
+        scope = list(self.scope.arg_values().items())
+        env = self.plan.run_env(self.scope)
+        env.setdefault("PATH", DEFAULT_PATH)
+        network = instr.network or self.session.options.network
+        if instr.mounts:
+            raise DockerfileError("RUN --mount is not supported yet", line=instr.line)
+
+        def execute(rootfs: Path) -> None:
+            user = resolve_exec_user(rootfs, config.user)
+            env.setdefault("HOME", user.home)
+            spec = RunSpec(root=rootfs, argv=list(argv), env=env, cwd=config.working_dir or "/", uid=user.uid,
+                           gid=user.gid, groups=list(user.groups), network="none" if network == "none" else "host")
+            run_in_sandbox(spec, output=None if self.session.options.quiet else _print_step_output)
+
+        self._snapshot_step(execute, run_created_by(argv, scope), ignore=SANDBOX_IGNORED)
+
+    def _copy(self, instr: ins.COPY | ins.ADD) -> None:
+        what = f"{instr.keyword}"
+        workdir = self.state.config.config.working_dir or "/"
+        with tempfile.TemporaryDirectory(dir=self.session.work_dir, prefix="src-") as scratch:
+            src_root, excluded = self._source_root(instr, Path(scratch))
+            names = list(instr.sources)
+            if instr.heredocs:
+                names = _write_heredocs(instr.heredocs, src_root)
+
+            def place(rootfs: Path) -> None:
+                uid, gid = resolve_chown(rootfs, instr.chown) if instr.chown else (0, 0)
+                chmod = _parse_chmod(instr.chmod, instr.line)
+                options = CopyOptions(uid=uid, gid=gid, chmod=chmod, excluded=excluded)
+                if isinstance(instr, ins.ADD):
+                    self._add(rootfs, src_root, names, instr, options, workdir)
+                    return
+                sources = select_sources(src_root, names, what=what, excluded=excluded, match=match_path)
+                copy_into(rootfs, src_root, sources, instr.dest, workdir=workdir, options=options, what=what)
+
+            created_by = f"{instr.keyword} {' '.join(instr.sources)} {instr.dest} # buildkit"
+            self._snapshot_step(place, created_by)
+
+    def _source_root(self, instr: ins.COPY | ins.ADD, scratch: Path) -> tuple[Path, Callable[[str], bool] | None]:
+        excludes = tuple(instr.exclude)
+
+        def excluded_by_flag(rel: str) -> bool:
+            return any(match_path(p, rel) or match_path(p, rel.rpartition("/")[2]) for p in excludes)
+
+        if instr.heredocs:
+            return scratch, None
+        source = getattr(instr, "from_", None)
+        if source is None:
+            ignore = self.session.ignore
+
+            def excluded(rel: str) -> bool:
+                return ignore.matches(rel) or excluded_by_flag(rel)
+
+            return self.session.options.context, excluded
+        return self._from_root(source, scratch, instr), (excluded_by_flag if excludes else None)
+
+    def _from_root(self, source: str, scratch: Path, instr: ins.Instruction) -> Path:
+        index = self.plan.resolve_from(source)
+        if index is not None:
+            result = self.session.results[index]
+            if result.rootfs is None:
+                materialize(result.state, self.session.work_dir / f"stage-{index}")
+                result.rootfs = self.session.work_dir / f"stage-{index}"
+            return result.rootfs
+        state, _ref, _digest = pull_base(source, client=self.session.client, platform=self.session.options.platform,
+                                         store=self.session.store)
+        rootfs = scratch / "image"
+        materialize(state, rootfs)
+        return rootfs
+
+    def _add(self, rootfs: Path, src_root: Path, names: list[str], instr: ins.ADD, options: CopyOptions,
+             workdir: str) -> None:
+        local = [n for n in names if not is_url(n)]
+        downloads = Path(tempfile.mkdtemp(dir=self.session.work_dir, prefix="add-"))
+        try:
+            fetched = [download(n, downloads, checksum=instr.checksum, what="ADD") for n in names if is_url(n)]
+            if fetched:
+                opts = options if options.chmod is not None else replace(options, chmod=0o600)
+                copy_into(rootfs, downloads, fetched, instr.dest, workdir=workdir, options=opts, what="ADD")
+            sources = select_sources(src_root, local, what="ADD", excluded=options.excluded) if local else []
+            plain = []
+            for src in sources:
+                kind = archive_kind(src)
+                if kind is None:
+                    plain.append(src)
+                    continue
+                dest = instr.dest if instr.dest.startswith("/") else f"{workdir.rstrip('/')}/{instr.dest}"
+                unpack_archive(src, kind, safe_join(rootfs, dest, follow_last=True))
+            if plain:
+                copy_into(rootfs, src_root, plain, instr.dest, workdir=workdir, options=options, what="ADD")
+        finally:
+            shutil.rmtree(downloads, ignore_errors=True)
+
+
+def _write_heredocs(heredocs: tuple, directory: Path) -> list[str]:
+    names = []
+    for doc in heredocs:
+        path = directory / doc.name
+        path.write_text(doc.text)
+        os.chmod(path, 0o644)
+        names.append(doc.name)
+    return names
+
+
+def _parse_chmod(value: str | None, line: int) -> int | None:
+    if value is None:
+        return None
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        raise DockerfileError(f"invalid --chmod={value}: expected an octal mode such as 0755", line=line) from None
+    if mode > 0o7777:
+        raise DockerfileError(f"invalid --chmod={value}: mode out of range", line=line)
+    return mode
+
+
+def _copy_tree(source: Path, dest: Path) -> None:
+    """A full copy keeping owners, modes, links and xattrs (`cp -a`, which does all of that)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    subprocess.run(["cp", "-a", "--", str(source), str(dest)], check=True)
+
+
+def _one_line(text: str) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= 120 else first[:117] + "..."
+
+
+def _print_step_output(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

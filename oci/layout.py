@@ -1,0 +1,76 @@
+"""OCI image layout directories (image-spec `image-layout.md`): a sink and a source.
+
+A layout is `oci-layout`, `index.json` and `blobs/<alg>/<hex>`, the same shape
+as `BlobStore`, so writing one is a blob store plus an index. skopeo's `oci:`
+transport and `umoci` read what this writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+from oci import mediatypes as mt
+from oci.blobstore import BlobStore
+from oci.digest import Digest
+from oci.errors import WharfieError
+from oci.layer import Layer
+from oci.models import Descriptor, Index, canonical_json
+
+__all__ = ["write_image_layout", "read_layout_index"]
+
+_REF_ANNOTATION = "org.opencontainers.image.ref.name"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+def _remove_empty(directory: Path) -> None:
+    try:
+        directory.rmdir()
+    except OSError:
+        pass
+
+
+def read_layout_index(root: Path) -> Index:
+    path = root / "index.json"
+    if not path.exists():
+        return Index(mt.OCI_INDEX, ())
+    return Index.from_bytes(path.read_bytes())
+
+
+def write_image_layout(root: Path, *, manifest_raw: bytes, manifest_media_type: str, config_raw: bytes,
+                       layers: Iterable[Layer], tag: str | None = "latest") -> Digest:
+    """Add one image to the layout at `root` (created if needed); returns the manifest digest.
+
+    An existing entry with the same tag is replaced; other entries are kept.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    layout_file = root / "oci-layout"
+    if layout_file.exists():
+        version = json.loads(layout_file.read_bytes()).get("imageLayoutVersion")
+        if version != "1.0.0":
+            raise WharfieError(f"{root}: unsupported OCI layout version {version!r}")
+    else:
+        _atomic_write(layout_file, canonical_json({"imageLayoutVersion": "1.0.0"}))
+    store = BlobStore(root)
+    for layer in layers:
+        if not store.has(layer.digest):
+            with layer.open_compressed() as blob:
+                store.ingest(blob, layer.digest, what=f"layer {layer.digest}")
+    store.put_bytes(config_raw)
+    digest = store.put_bytes(manifest_raw)
+    _remove_empty(root / "tmp")  # the store's ingest area is not part of the layout
+    annotations = {_REF_ANNOTATION: tag} if tag else None
+    entry = Descriptor(manifest_media_type, digest, len(manifest_raw), annotations=annotations)
+    kept = tuple(d for d in read_layout_index(root).manifests
+                 if not tag or (d.annotations or {}).get(_REF_ANNOTATION) != tag)
+    _atomic_write(root / "index.json", Index(mt.OCI_INDEX, (*kept, entry)).to_bytes())
+    return digest
