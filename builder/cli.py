@@ -137,6 +137,10 @@ def build(**kw: Any) -> None:
         cache_dir=Path(kw["cache_dir"]) if kw["cache_dir"] else default_cache_dir(),
         quiet=kw["quiet"],
     )
+    from registry.reference import parse_reference
+
+    for destination in kw["destinations"]:
+        parse_reference(destination)  # a bad --destination fails now, not after the build
     from builder.build import build_image
     from builder.registry_setup import registry_client
 
