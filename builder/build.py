@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder.dockerignore import load_ignore
+from builder.layer_cache import LayerCache
 from builder.image import render_manifest, timestamp
 from builder.options import BuildOptions
 from builder.output import BuiltImage, deliver
@@ -19,6 +21,7 @@ from oci.blobstore import BlobStore
 from oci.digest import Digest
 from oci.errors import DockerfileError
 from registry.client import RegistryClient
+from registry.reference import Reference, parse_reference
 
 __all__ = ["BuildResult", "build_image"]
 
@@ -47,6 +50,22 @@ def _read_dockerfile(path: Path) -> str:
         raise DockerfileError("not a text file", file=path.name) from None
 
 
+def _cache_repo(options: BuildOptions) -> Reference | None:
+    """--cache-repo, else $CI_REGISTRY_IMAGE/cache in a GitLab job, else <first destination>/cache."""
+    if not options.cache.enabled:
+        return None
+    if options.cache.repo:
+        return parse_reference(options.cache.repo).repo_ref
+    gitlab_image = os.environ.get("CI_REGISTRY_IMAGE")
+    if gitlab_image:
+        return parse_reference(f"{gitlab_image}/cache").repo_ref
+    if options.output.destinations:
+        first = parse_reference(options.output.destinations[0])
+        return parse_reference(f"{first.name}/cache").repo_ref
+    log.warning("warning: --cache without --cache-repo or a --destination: no layer cache")
+    return None
+
+
 def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult:
     text = _read_dockerfile(options.dockerfile)
     plan = parse_dockerfile(text, filename=options.dockerfile.name, build_args=options.build_args,
@@ -56,8 +75,10 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
     work_root.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="wharfie-build-", dir=work_root))
     try:
+        cache = LayerCache(options.cache, _cache_repo(options), client=client, store=store,
+                           platform=options.platform, epoch=options.source_date_epoch)
         session = BuildSession(options=options, client=client, store=store, work_dir=work_dir,
-                               ignore=load_ignore(options.context, options.dockerfile))
+                               ignore=load_ignore(options.context, options.dockerfile), cache=cache)
         result = None
         for warning in plan.warnings:
             log.warning("warning: %s", warning)
@@ -74,6 +95,7 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
         manifest_raw, config_raw, media_type = render_manifest(
             state, oci=options.output.manifest_format == "oci", created=created)
         image = BuiltImage(state, manifest_raw, media_type, config_raw)
+        cache.wait()  # cached layers are then in the cache repo, and the push mounts them from there
         pushed = deliver(image, options.output, client)
         return BuildResult(image, pushed)
     finally:

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from builder.layer_cache import CacheOptions, parse_duration
 from builder.options import BuildOptions, OutputOptions, default_cache_dir
 from oci.errors import WharfieError
 from oci.models import Platform, host_platform
@@ -37,6 +38,15 @@ def _key_values(pairs: tuple[str, ...], flag: str, *, from_env: bool = False) ->
             value = os.environ[key]
         out[key] = value
     return out
+
+
+def _truthy(value: str, flag: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise click.BadParameter(f"expected true or false, got {value!r}", param_hint=flag)
 
 
 def _context_dir(context: str | None, flag_context: str | None) -> Path:
@@ -108,6 +118,14 @@ def cli() -> None:
 @click.option("--reproducible", is_flag=True, help="Clamp timestamps (SOURCE_DATE_EPOCH or 0) for equal digests.")
 @click.option("--network", type=click.Choice(["host", "none", "default"]), default="host", show_default=True)
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Local blob cache (default ~/.cache/wharfie).")
+@click.option("--cache", "cache", is_flag=False, flag_value="true", default="false", metavar="[=true|false]",
+              help="Use and fill the remote layer cache (kaniko's --cache=true also works).")
+@click.option("--cache-repo", help="Repository of the layer cache (default: <first destination>/cache, "
+              "or $CI_REGISTRY_IMAGE/cache in GitLab CI).")
+@click.option("--cache-ttl", default="336h", show_default=True, help="Cache entries older than this are rebuilt.")
+@click.option("--no-push-cache", is_flag=True, help="Read the layer cache but store nothing in it.")
+@click.option("--cache-copy-layers", is_flag=False, flag_value="true", default="true", hidden=True)
+@click.option("--cache-run-layers", is_flag=False, flag_value="true", default="true", hidden=True)
 @click.option("--verbosity", "-v", type=click.Choice(["debug", "info", "warn", "error"]), default="info")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result.")
 def build(**kw: Any) -> None:
@@ -135,6 +153,10 @@ def build(**kw: Any) -> None:
         source_date_epoch=_epoch(kw["reproducible"]),
         network="none" if kw["network"] == "none" else "host",
         cache_dir=Path(kw["cache_dir"]) if kw["cache_dir"] else default_cache_dir(),
+        cache=CacheOptions(enabled=_truthy(kw["cache"], "--cache"), repo=kw["cache_repo"],
+                           ttl_seconds=parse_duration(kw["cache_ttl"]), push=not kw["no_push_cache"],
+                           cache_copy_layers=_truthy(kw["cache_copy_layers"], "--cache-copy-layers"),
+                           cache_run_layers=_truthy(kw["cache_run_layers"], "--cache-run-layers")),
         quiet=kw["quiet"],
     )
     from registry.reference import parse_reference

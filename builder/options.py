@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from builder.layer_cache import CacheOptions
 from oci.models import Platform, host_platform
 
 __all__ = ["BuildOptions", "OutputOptions", "default_cache_dir"]
@@ -46,5 +47,6 @@ class BuildOptions:
     source_date_epoch: int | None = None
     network: str = "host"
     cache_dir: Path = field(default_factory=default_cache_dir)
+    cache: CacheOptions = field(default_factory=CacheOptions)
     work_dir: Path | None = None
     quiet: bool = False

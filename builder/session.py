@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builder.dockerignore import IgnoreMatcher
+from builder.layer_cache import LayerCache
 from builder.options import BuildOptions
 from oci.blobstore import BlobStore
 from registry.client import RegistryClient
@@ -25,6 +26,7 @@ class BuildSession:
     store: BlobStore
     work_dir: Path
     ignore: IgnoreMatcher
+    cache: LayerCache
     results: dict[int, "StageResult"] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("wharfie"))
 

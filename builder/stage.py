@@ -21,6 +21,7 @@ from typing import Callable
 from builder import instructions as ins
 from builder.add_sources import archive_kind, download, is_url, unpack_archive
 from builder.base import DEFAULT_PATH, materialize, pull_base, scratch_state
+from builder.cache_key import sources_digest, start_key, step_key
 from builder.config_steps import CONFIG_INSTRUCTIONS, StageFlags, apply_config_step, command_argv
 from builder.copy import CopyOptions, copy_into, make_parents, safe_join, select_sources
 from builder.globmatch import match_path
@@ -31,9 +32,11 @@ from builder.sandbox import SANDBOX_IGNORED, Bind, RunFailed, RunSpec, run_in_sa
 from builder.session import BuildSession
 from builder.stages import BuildPlan, Scope, Stage
 from builder.userdb import resolve_chown, resolve_exec_user
+from layers.extract import extract_layer
 from layers.walk import Snapshot, diff
 from layers.writer import write_layer
 from oci.errors import DockerfileError, WharfieError
+from oci.layer import Layer
 from oci.models import History
 
 __all__ = ["StageResult", "StageBuilder"]
@@ -46,6 +49,7 @@ class StageResult:
     state: ImageState
     rootfs: Path | None  # extracted tree, when some step needed it
     scope: Scope  # variables at the end of the stage: a stage built FROM this one starts with them
+    key: str  # the cache key of its last step: what a COPY --from of this stage depends on
 
 
 class StageBuilder:
@@ -56,6 +60,8 @@ class StageBuilder:
         self.rootfs = session.work_dir / f"stage-{stage.index}"
         self.extracted = False
         self.flags = StageFlags()
+        self.key = ""
+        self.cache_hitting = True  # lookups stop at the first miss
         self.state = self._base_state()
         parent = session.results[stage.base_stage].scope if stage.base_stage is not None else None
         self.scope = plan.initial_scope(stage, self.state.config.config.env or (), parent)
@@ -65,24 +71,34 @@ class StageBuilder:
         options = self.session.options
         base = self.stage.base
         if base == "scratch":
-            self.rootfs.mkdir(parents=True, exist_ok=True)
-            self.extracted = True
+            self.key = start_key("scratch", options.platform)
             return scratch_state(options.platform)
         if self.stage.base_stage is not None:
             parent = self.session.results[self.stage.base_stage]
-            if parent.rootfs is not None:
-                _copy_tree(parent.rootfs, self.rootfs)
-                self.extracted = True
+            self.key = parent.key
             return parent.state
         self.session.log.info("FROM %s", base)
-        state, _ref, _digest = pull_base(base, client=self.session.client, platform=options.platform,
-                                         store=self.session.store)
+        state, _ref, digest = pull_base(base, client=self.session.client, platform=options.platform,
+                                        store=self.session.store)
+        self.key = start_key(str(digest), options.platform)
         return state
 
     def ensure_rootfs(self) -> Path:
-        if not self.extracted:
-            materialize(self.state, self.rootfs)
-            self.extracted = True
+        """Extract the stage's filesystem the first time a step needs it.
+
+        A stage built FROM another starts from a copy of that stage's tree when
+        there is one; only the layers added since (cache hits) are extracted.
+        """
+        if self.extracted:
+            return self.rootfs
+        done = 0
+        parent = self.session.results.get(self.stage.base_stage) if self.stage.base_stage is not None else None
+        if parent is not None and parent.rootfs is not None:
+            _copy_tree(parent.rootfs, self.rootfs)
+            done = len(parent.state.layers)
+        self.rootfs.mkdir(parents=True, exist_ok=True)
+        materialize(replace(self.state, layers=self.state.layers[done:]), self.rootfs)
+        self.extracted = True
         return self.rootfs
 
     # -- the loop -------------------------------------------------------------
@@ -100,13 +116,16 @@ class StageBuilder:
             except WharfieError as exc:
                 raise WharfieError(f"{self._where(instr)}: {exc}") from None
         return StageResult(self.stage.index, self.stage.name, self.state, self.rootfs if self.extracted else None,
-                           self.scope)
+                           self.scope, self.key)
 
     def _where(self, instr: ins.Instruction) -> str:
         return f"{self.session.options.dockerfile.name}:{instr.line}"
 
     def step(self, instr: ins.Instruction) -> None:
         expanded = self.plan.expand(instr, self.scope)
+        sources = self._sources_identity(expanded) if isinstance(expanded, (ins.COPY, ins.ADD)) else ""
+        self.key = step_key(self.key, expanded, args=self.scope.args, env=self.scope.env, sources=sources)
+        self.session.log.debug("  cache key %s", self.key)
         # advance() expands ENV itself, so it gets the raw instruction (no double expansion).
         self.scope = self.plan.advance(self.scope, instr)
         if type(expanded) in CONFIG_INSTRUCTIONS:
@@ -127,19 +146,66 @@ class StageBuilder:
 
     # -- filesystem steps -----------------------------------------------------
     def _snapshot_step(self, action: Callable[[Path], None], created_by: str, *, ignore: tuple[str, ...] = ()) -> None:
+        """Run a filesystem step, or reuse its cached result; its layer is the snapshot's difference."""
+        if self._reuse_cached(created_by):
+            return
         rootfs = self.ensure_rootfs()
         before = Snapshot.take(rootfs, ignore)
         action(rootfs)
         changes = diff(before, Snapshot.take(rootfs, ignore))
-        if not changes:
-            self.state = add_history(self.state, self._history(created_by, empty=True))
-            return
-        output = self.session.options.output
-        layer = write_layer(changes, rootfs, self.session.store, compression=output.compression,
-                            level=output.compression_level, epoch=self.session.options.source_date_epoch,
-                            oci=output.manifest_format == "oci")
-        self.session.log.info("  layer %s (%d changes, %d bytes)", layer.digest.short, len(changes), layer.size)
-        self.state = append_layer(self.state, layer, self._history(created_by, empty=False))
+        layer = None
+        if changes:
+            output = self.session.options.output
+            layer = write_layer(changes, rootfs, self.session.store, compression=output.compression,
+                                level=output.compression_level, epoch=self.session.options.source_date_epoch,
+                                oci=output.manifest_format == "oci")
+            self.session.log.info("  layer %s (%d changes, %d bytes)", layer.digest.short, len(changes), layer.size)
+        history = self._history(created_by, empty=layer is None)
+        self.state = append_layer(self.state, layer, history) if layer else add_history(self.state, history)
+        self.session.cache.store_entry(self.key, layer, history)
+
+    def _reuse_cached(self, created_by: str) -> bool:
+        if not self.cache_hitting:
+            return False
+        hit = self.session.cache.lookup(self.key)
+        if hit is None:
+            self.cache_hitting = False
+            return False
+        created = timestamp(self.session.options.source_date_epoch) if self.session.options.source_date_epoch \
+            is not None else hit.created
+        history = History(created=created, created_by=created_by, comment=BUILDKIT_COMMENT,
+                          empty_layer=hit.layer is None)
+        if hit.layer is not None:
+            self.state = append_layer(self.state, hit.layer, history)
+            if self.extracted:
+                self._extract_onto(hit.layer)
+        else:
+            self.state = add_history(self.state, history)
+        return True
+
+    def _extract_onto(self, layer: Layer) -> None:
+        """Keep an already extracted rootfs in step with a cached layer appended to the state."""
+        with layer.open_compressed() as blob:
+            extract_layer(blob, self.rootfs)
+
+    def _sources_identity(self, instr: ins.COPY | ins.ADD) -> str:
+        """What a COPY/ADD's result depends on besides the instruction: its sources' content."""
+        if not self.session.cache.active or instr.heredocs:
+            return ""
+        source = getattr(instr, "from_", None)
+        if source is not None:
+            index = self.plan.resolve_from(source)
+            if index is not None:
+                return f"stage:{self.session.results[index].key}"
+            _state, _ref, digest = pull_base(source, client=self.session.client,
+                                             platform=self.session.options.platform, store=self.session.store)
+            return f"image:{digest}"
+        if any(is_url(s) for s in instr.sources):
+            return f"uncacheable:{os.urandom(16).hex()}"  # a URL's content is only known by fetching it
+        ignore = self.session.ignore
+        context = self.session.options.context
+        selected = select_sources(context, instr.sources, what=instr.keyword, excluded=ignore.matches)
+        return sources_digest(context, selected, ignore.matches)
 
     def _workdir(self, instr: ins.WORKDIR) -> None:
         current = self.state.config.config.working_dir or "/"
@@ -188,12 +254,11 @@ class StageBuilder:
         what = f"{instr.keyword}"
         workdir = self.state.config.config.working_dir or "/"
         with tempfile.TemporaryDirectory(dir=self.session.work_dir, prefix="src-") as scratch:
-            src_root, excluded = self._source_root(instr, Path(scratch))
-            names = list(instr.sources)
-            if instr.heredocs:
-                names = _write_heredocs(instr.heredocs, src_root)
 
             def place(rootfs: Path) -> None:
+                # Sources are found only now: a cache hit never extracts a --from stage or image.
+                src_root, excluded = self._source_root(instr, Path(scratch))
+                names = _write_heredocs(instr.heredocs, src_root) if instr.heredocs else list(instr.sources)
                 uid, gid = resolve_chown(rootfs, instr.chown) if instr.chown else (0, 0)
                 chmod = _parse_chmod(instr.chmod, instr.line)
                 options = CopyOptions(uid=uid, gid=gid, chmod=chmod, excluded=excluded)

@@ -1,0 +1,151 @@
+"""The remote layer cache: each step's result stored as a tiny image in a cache repository.
+
+An entry is `CACHE_REPO:KEY` (the key from builder/cache_key.py): an OCI
+manifest with the step's layer (or none, for a step that changed nothing),
+the layer's diff_id in the layer descriptor's annotations and the creation
+time in the manifest's, so a lookup is one manifest GET and a hit downloads
+nothing: the layer stays a `RemoteLayer` in the cache repository, fetched only
+if a later step must run on top of it, and mounted by the final push.
+
+Stores happen in the background while the build goes on; a failure to store
+is a warning, never a build failure. A cache that cannot be read (no
+permission, unreachable) is switched off with one warning.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Sequence
+
+from builder.base import RemoteLayer
+from builder.image import timestamp
+from oci import mediatypes as mt
+from oci.blobstore import BlobStore
+from oci.digest import Digest
+from oci.errors import WharfieError
+from oci.layer import Layer
+from oci.models import Descriptor, History, ImageConfig, Manifest, Platform
+from registry.client import RegistryClient
+from registry.errors import RegistryError
+from registry.reference import Reference
+
+__all__ = ["CacheOptions", "CacheHit", "LayerCache", "parse_duration"]
+
+log = logging.getLogger("wharfie")
+
+_DIFF_ID = "io.wharfie.cache.diff-id"
+_CREATED = "org.opencontainers.image.created"
+_KEY = "io.wharfie.cache.key"
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in `336h`, `14d`, `90m`, `30s` (kaniko's and GitLab's spellings)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit():
+        raise WharfieError(f"invalid duration {text!r}: expected a number followed by s, m, h, d or w")
+    return int(number) * units[unit]
+
+
+@dataclass(frozen=True)
+class CacheOptions:
+    enabled: bool = False
+    repo: str | None = None  # the cache repository (no tag)
+    ttl_seconds: int = 336 * 3600
+    push: bool = True
+    cache_run_layers: bool = True
+    cache_copy_layers: bool = True
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    layer: Layer | None  # None: the step changed nothing
+    created: str
+
+
+class LayerCache:
+    def __init__(self, options: CacheOptions, repo: Reference | None, *, client: RegistryClient, store: BlobStore,
+                 platform: Platform, epoch: int | None) -> None:
+        self.options = options
+        self.repo = repo
+        self.client = client
+        self.store = store
+        self.platform = platform
+        self.epoch = epoch
+        self._readable = options.enabled and repo is not None
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cache-store")
+        self._pending: list[tuple[str, Future[None]]] = []
+
+    @property
+    def active(self) -> bool:
+        return self._readable
+
+    def lookup(self, key: str) -> CacheHit | None:
+        if not self._readable or self.repo is None:
+            return None
+        ref = self.repo.with_tag(key)
+        try:
+            raw, _media_type, _digest = self.client.get_manifest(ref, accept=mt.OCI_MANIFEST)
+        except RegistryError as exc:
+            if exc.status == 404:
+                log.debug("cache miss %s", key[:12])
+                return None
+            log.warning("warning: layer cache %s unreadable, building without it: %s", self.repo.name, exc)
+            self._readable = False
+            return None
+        manifest = Manifest.from_bytes(raw)
+        created = (manifest.annotations or {}).get(_CREATED, "")
+        if self._expired(created):
+            log.info("cache entry %s expired (created %s)", key[:12], created)
+            return None
+        layer: Layer | None = None
+        if manifest.layers:
+            desc = manifest.layers[0]
+            diff_id = Digest.parse((desc.annotations or {})[_DIFF_ID])
+            plain = Descriptor(desc.media_type, desc.digest, desc.size)
+            layer = RemoteLayer(plain, diff_id, self.repo, self.client, self.store)
+        log.info("  cache hit %s", key[:12])
+        return CacheHit(layer, created)
+
+    def _expired(self, created: str) -> bool:
+        try:
+            when = _dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+        except ValueError:
+            return True
+        age = _dt.datetime.now(_dt.timezone.utc) - when
+        return age.total_seconds() > self.options.ttl_seconds
+
+    def store_entry(self, key: str, layer: Layer | None, history: History) -> None:
+        """Push the step's result to `CACHE_REPO:KEY` in the background."""
+        if not (self.options.enabled and self.options.push and self.repo is not None):
+            return
+        self._pending.append((key, self._pool.submit(self._push, key, layer, history)))
+
+    def _push(self, key: str, layer: Layer | None, history: History) -> None:
+        assert self.repo is not None
+        layers: Sequence[Layer] = (layer,) if layer is not None else ()
+        config = ImageConfig(architecture=self.platform.architecture, os=self.platform.os,
+                             variant=self.platform.variant, created=timestamp(None),
+                             diff_ids=tuple(l.diff_id for l in layers), history=(history,))
+        config_raw = config.to_bytes()
+        manifest = Manifest(
+            media_type=mt.OCI_MANIFEST,
+            config=Descriptor(mt.OCI_CONFIG, Digest.of_bytes(config_raw), len(config_raw)),
+            layers=tuple(Descriptor(mt.layer_media_type(mt.LAYER_COMPRESSION.get(l.media_type, "gzip"), oci=True),
+                                    l.digest, l.size, annotations={_DIFF_ID: str(l.diff_id)}) for l in layers),
+            annotations={_CREATED: config.created or "", _KEY: key},
+        )
+        self.client.push_image([self.repo.with_tag(key)], manifest.to_bytes(), mt.OCI_MANIFEST, config_raw, layers)
+
+    def wait(self) -> None:
+        """Wait for background stores; failures become warnings."""
+        for key, future in self._pending:
+            try:
+                future.result()
+            except Exception as exc:  # noqa: BLE001 - a cache store must never fail the build
+                log.warning("warning: could not store cache entry %s: %s", key[:12], exc)
+        self._pending.clear()
+        self._pool.shutdown(wait=True)
