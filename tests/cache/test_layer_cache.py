@@ -1,0 +1,134 @@
+"""The remote layer cache against the real registry, counted through the fault proxy."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fixtures.readback import run_wharfie
+from fixtures.registry import Registry
+
+DOCKERFILE = """\
+ARG BASE
+FROM $BASE
+RUN for i in $(seq 1 200); do echo "$i" > /generated-$i; done
+COPY app/ /app/
+ENV MODE=prod
+WORKDIR /srv
+ARG LATE=one
+RUN echo "$LATE" > /late.txt
+CMD ["sh"]
+"""
+FS_STEPS = 4  # RUN, COPY, WORKDIR, RUN
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Path:
+    ctx = tmp_path / "ctx"
+    (ctx / "app").mkdir(parents=True)
+    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    for i in range(20):
+        (ctx / "app" / f"file{i}.txt").write_text(f"content {i}\n" * 100)
+    return ctx
+
+
+def _build(ctx: Path, host: str, base: str, repo: str, cache_dir: Path, *extra: str):
+    result = run_wharfie("build", str(ctx), "-d", f"{host}/{repo}:latest", "--build-arg", f"BASE={base}",
+                         "--insecure-registry", host, "--cache", "--cache-dir", str(cache_dir), "--reproducible",
+                         "-v", "debug", *extra)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def _keys(stderr: str) -> list[str]:
+    return re.findall(r"cache key ([0-9a-f]{64})", stderr)
+
+
+def _hits(stderr: str) -> int:
+    return stderr.count("cache hit ")
+
+
+def _manifest(registry: Registry, repo: str) -> str:
+    import json
+
+    response = httpx.get(f"{registry.url}/v2/{repo}/manifests/latest",
+                         headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    return json.dumps(response.json()["layers"])
+
+
+def _tags(registry: Registry, repo: str) -> set[str]:
+    response = httpx.get(f"{registry.url}/v2/{repo}/tags/list")
+    return set(response.json().get("tags") or []) if response.status_code == 200 else set()
+
+
+def test_rebuild_from_empty_local_state_moves_no_layer_bytes(registry_open: Registry, busybox_ref: str, fault_proxy,
+                                                              context: Path, tmp_path: Path) -> None:
+    proxy = fault_proxy(registry_open)
+    base = f"{proxy.host}/library/busybox:latest"
+    cold = _build(context, proxy.host, base, "cache/full", tmp_path / "cold")
+    keys = _keys(cold.stderr)
+    stored = _tags(registry_open, "cache/full/cache")
+    # Lookup and store use the same keys: every filesystem step's key is a tag in the cache repo.
+    assert len(stored) == FS_STEPS and stored <= set(keys)
+    cold_digest = re.search(r"@(sha256:[0-9a-f]{64})", cold.stdout).group(1)
+
+    proxy.reset()
+    warm = _build(context, proxy.host, base, "cache/full", tmp_path / "warm")
+    assert _hits(warm.stderr) == FS_STEPS
+    assert _keys(warm.stderr) == keys
+    blob_gets = {e.path.rsplit("/", 1)[-1] for e in proxy.exchanges if e.kind == "blob" and e.method == "GET"}
+    layer_digests = {d for d in re.findall(r"sha256:[0-9a-f]{64}", _manifest(registry_open, "cache/full"))}
+    assert blob_gets and not blob_gets & layer_digests, "a fully cached build downloads no layer (configs only)"
+    assert proxy.uploaded_bytes("blob_upload") == 0, "a fully cached build uploads no layer"
+    assert re.search(r"@(sha256:[0-9a-f]{64})", warm.stdout).group(1) == cold_digest
+
+
+def test_changed_file_reruns_from_its_copy(registry_open: Registry, busybox_ref: str, context: Path,
+                                           tmp_path: Path) -> None:
+    host = registry_open.host
+    first = _build(context, host, busybox_ref, "cache/changed", tmp_path / "c1")
+    (context / "app" / "file3.txt").write_text("changed\n")
+    second = _build(context, host, busybox_ref, "cache/changed", tmp_path / "c2")
+    k1, k2 = _keys(first.stderr), _keys(second.stderr)
+    # Steps: ARG? no (global ARG is before FROM); RUN, COPY, ENV, WORKDIR, ARG, RUN, CMD.
+    assert k1[0] == k2[0], "the RUN before the COPY keeps its key"
+    assert all(a != b for a, b in zip(k1[1:], k2[1:])), "every key from the COPY on changes"
+    assert _hits(second.stderr) == 1
+
+
+def test_late_build_arg_keeps_earlier_steps_cached(registry_open: Registry, busybox_ref: str, context: Path,
+                                                   tmp_path: Path) -> None:
+    host = registry_open.host
+    first = _build(context, host, busybox_ref, "cache/late", tmp_path / "c1")
+    second = _build(context, host, busybox_ref, "cache/late", tmp_path / "c2", "--build-arg", "LATE=two")
+    k1, k2 = _keys(first.stderr), _keys(second.stderr)
+    changed = [i for i, (a, b) in enumerate(zip(k1, k2)) if a != b]
+    assert changed == list(range(4, len(k1))), "only the keys from the ARG LATE step on change"
+    assert _hits(second.stderr) == 3
+
+
+def test_ttl_expiry_forces_a_rebuild(registry_open: Registry, busybox_ref: str, context: Path,
+                                     tmp_path: Path) -> None:
+    host = registry_open.host
+    _build(context, host, busybox_ref, "cache/ttl", tmp_path / "c1")
+    again = _build(context, host, busybox_ref, "cache/ttl", tmp_path / "c2", "--cache-ttl", "0s")
+    assert _hits(again.stderr) == 0
+    assert "expired" in again.stderr
+
+
+def test_read_only_cache_repo_still_builds(registry_token: Registry, token_accounts, registry_open: Registry,
+                                           busybox_ref: str, context: Path, tmp_path: Path) -> None:
+    job = token_accounts["ci_job"]  # may push to group/project/*, only pull elsewhere
+    env = {"CI_REGISTRY": registry_token.host, "CI_JOB_TOKEN": job.password,
+           "DOCKER_CONFIG": str(tmp_path / "no-docker-config")}
+    result = run_wharfie("build", str(context), "-d", f"{registry_token.host}/group/project/app:1",
+                         "--build-arg", f"BASE={busybox_ref}", "--insecure-registry", registry_open.host,
+                         "--registry-certificate", f"{registry_token.host}={registry_token.ca_file}",
+                         "--cache", "--cache-repo", f"{registry_token.host}/elsewhere/cache",
+                         "--cache-dir", str(tmp_path / "c"), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "could not store cache entry" in result.stderr
+    assert job.password not in result.stdout + result.stderr
