@@ -1,5 +1,10 @@
 """Dockerfile text to typed, validated instructions, with docker's rules and line numbers.
 
+Parsing is our own port of BuildKit's parser rather than dockerfile-parse's split: that
+library does not know heredocs (it splits a `RUN <<EOF` body into bogus
+instructions) nor reports where each instruction ends; tests keep it as an
+oracle that our instruction names and line spans agree with it.
+
 Why: a bad flag, a missing argument or a non-string JSON array must fail the
 build before any step runs, with the line at fault, exactly where docker
 would. `builder.heredoc.read_nodes` reads the lines (continuations, heredoc
@@ -117,9 +122,33 @@ def _parse_words(rest: str, escape: str) -> list[str]:
 _BOOL, _STR, _STRS = "bool", "string", "strings"
 
 
-def _flags(node: _Node, spec: Mapping[str, str]) -> dict[str, object]:
+@dataclass
+class _FlagValues:
+    """Flag values by name: a bool flag is False and a string flag None unless given."""
+
+    values: dict[str, bool | str | list[str] | None]
+
+    def text(self, name: str) -> str | None:
+        value = self.values[name]
+        assert value is None or isinstance(value, str)
+        return value
+
+    def flag(self, name: str) -> bool:
+        value = self.values[name]
+        assert isinstance(value, bool)
+        return value
+
+    def texts(self, name: str) -> tuple[str, ...]:
+        value = self.values[name]
+        assert isinstance(value, list)
+        return tuple(value)
+
+
+def _flags(node: _Node, spec: Mapping[str, str]) -> _FlagValues:
     """Check a node's flags against `spec` (name -> kind), as BuildKit's BFlags.Parse."""
-    values: dict[str, object] = {k: (False if t == _BOOL else [] if t == _STRS else None) for k, t in spec.items()}
+    values: dict[str, bool | str | list[str] | None] = {}
+    for name, kind in spec.items():
+        values[name] = False if kind == _BOOL else [] if kind == _STRS else None
     used: set[str] = set()
     for arg in node.flags:
         if not arg.startswith("--"):
@@ -127,9 +156,9 @@ def _flags(node: _Node, spec: Mapping[str, str]) -> dict[str, object]:
         if arg == "--":
             break
         name, has_value, value = arg[2:].partition("=")
-        kind = spec.get(name)
-        if kind is None:
+        if name not in spec:
             raise _Error(f"Unknown flag: {name}")
+        kind = spec[name]
         if name in used and kind != _STRS:
             raise _Error(f"Duplicate flag specified: {name}")
         used.add(name)
@@ -142,10 +171,11 @@ def _flags(node: _Node, spec: Mapping[str, str]) -> dict[str, object]:
         elif not has_value:
             raise _Error(f"Missing a value on flag: {name}")
         elif kind == _STRS:
-            values[name].append(value)  # type: ignore[attr-defined]
+            previous = values[name]
+            values[name] = [*previous, value] if isinstance(previous, list) else [value]
         else:
             values[name] = value
-    return values
+    return _FlagValues(values)
 
 
 def _maybe_json(rest: str) -> tuple[ins.Command, bool]:
@@ -166,10 +196,6 @@ def _one_arg(node: _Node, what: str) -> str:
     return node.rest
 
 
-def _common(node: _Node) -> dict[str, object]:
-    return {"line": node.line, "end_line": node.end_line, "original": node.original}
-
-
 def _parse_from(node: _Node, escape: str) -> ins.Instruction:
     args = _ws_words(node.rest)
     name = None
@@ -182,33 +208,38 @@ def _parse_from(node: _Node, escape: str) -> ins.Instruction:
     elif len(args) != 1:
         raise _Error("FROM requires either one or three arguments")
     flags = _flags(node, {"platform": _STR})
-    return ins.FROM(image=args[0], platform=flags["platform"], stage_name=name, **_common(node))  # type: ignore[arg-type]
+    return ins.FROM(image=args[0], platform=flags.text("platform"), stage_name=name)
 
 
 def _parse_run(node: _Node, escape: str) -> ins.Instruction:
     flags = _flags(node, {"mount": _STRS, "network": _STR, "security": _STR})
-    network, security = flags["network"], flags["security"]
+    network, security = flags.text("network"), flags.text("security")
     if network is not None and network not in ("default", "none", "host"):
         raise _Error(f"unsupported network mode {network!r}")
     if security is not None and security not in ("sandbox", "insecure"):
         raise _Error(f"unsupported security mode {security!r}")
-    specs = tuple(flags["mount"])  # type: ignore[call-overload]
+    specs = flags.texts("mount")
     try:
         mounts = tuple(ins.parse_mount(spec) for spec in specs)
     except ins.MountError as exc:
         raise _Error(str(exc)) from None
     command, is_exec = _maybe_json(node.rest)
     return ins.RUN(
-        command=command, is_exec=is_exec, heredocs=node.heredocs, mounts=mounts, mount_specs=specs,
-        network=network, security=security, **_common(node),  # type: ignore[arg-type]
-    )  # fmt: skip
+        command=command,
+        is_exec=is_exec,
+        heredocs=node.heredocs,
+        mounts=mounts,
+        mount_specs=specs,
+        network=network,
+        security=security,
+    )
 
 
-def _parse_cmdlike(cls: type[ins.CMD] | type[ins.ENTRYPOINT]) -> _Parser:
+def _parse_cmdlike(cls: type[ins.CMD | ins.ENTRYPOINT]) -> _Parser:
     def parse_cmdlike(node: _Node, escape: str) -> ins.Instruction:
         _flags(node, {})
         command, is_exec = _maybe_json(node.rest)
-        return cls(command=command, is_exec=is_exec, **_common(node))  # type: ignore[arg-type]
+        return cls(command=command, is_exec=is_exec)
 
     return parse_cmdlike
 
@@ -237,11 +268,11 @@ def _parse_name_values(node: _Node, escape: str, what: str) -> tuple[tuple[str, 
 
 
 def _parse_env(node: _Node, escape: str) -> ins.Instruction:
-    return ins.ENV(pairs=_parse_name_values(node, escape, "ENV"), **_common(node))  # type: ignore[arg-type]
+    return ins.ENV(pairs=_parse_name_values(node, escape, "ENV"))
 
 
 def _parse_label(node: _Node, escape: str) -> ins.Instruction:
-    return ins.LABEL(pairs=_parse_name_values(node, escape, "LABEL"), **_common(node))  # type: ignore[arg-type]
+    return ins.LABEL(pairs=_parse_name_values(node, escape, "LABEL"))
 
 
 def _parse_arg(node: _Node, escape: str) -> ins.Instruction:
@@ -254,7 +285,7 @@ def _parse_arg(node: _Node, escape: str) -> ins.Instruction:
         if has_value and not key:
             raise _Error("ARG names can not be blank")
         pairs.append((key, value if has_value else None))
-    return ins.ARG(pairs=tuple(pairs), **_common(node))  # type: ignore[arg-type]
+    return ins.ARG(pairs=tuple(pairs))
 
 
 def _parse_sources(node: _Node, what: str) -> tuple[list[str], str, list[hd.Heredoc]]:
@@ -290,10 +321,16 @@ def _parse_copy(node: _Node, escape: str) -> ins.Instruction:
     flags = _flags(node, spec)
     sources, dest, inline = _parse_sources(node, "COPY")
     return ins.COPY(
-        sources=tuple(sources), dest=dest, from_=flags["from"], chown=flags["chown"], chmod=flags["chmod"],
-        link=flags["link"], exclude=tuple(flags["exclude"]), parents=flags["parents"], heredocs=tuple(inline),
-        **_common(node),
-    )  # type: ignore[arg-type]  # fmt: skip
+        sources=tuple(sources),
+        dest=dest,
+        from_=flags.text("from"),
+        chown=flags.text("chown"),
+        chmod=flags.text("chmod"),
+        link=flags.flag("link"),
+        exclude=flags.texts("exclude"),
+        parents=flags.flag("parents"),
+        heredocs=tuple(inline),
+    )
 
 
 def _parse_add(node: _Node, escape: str) -> ins.Instruction:
@@ -301,10 +338,16 @@ def _parse_add(node: _Node, escape: str) -> ins.Instruction:
     flags = _flags(node, spec)
     sources, dest, inline = _parse_sources(node, "ADD")
     return ins.ADD(
-        sources=tuple(sources), dest=dest, chown=flags["chown"], chmod=flags["chmod"], link=flags["link"],
-        exclude=tuple(flags["exclude"]), checksum=flags["checksum"], keep_git_dir=flags["keep-git-dir"],
-        heredocs=tuple(inline), **_common(node),
-    )  # type: ignore[arg-type]  # fmt: skip
+        sources=tuple(sources),
+        dest=dest,
+        chown=flags.text("chown"),
+        chmod=flags.text("chmod"),
+        link=flags.flag("link"),
+        exclude=flags.texts("exclude"),
+        checksum=flags.text("checksum"),
+        keep_git_dir=flags.flag("keep-git-dir"),
+        heredocs=tuple(inline),
+    )
 
 
 def _parse_expose(node: _Node, escape: str) -> ins.Instruction:
@@ -312,7 +355,7 @@ def _parse_expose(node: _Node, escape: str) -> ins.Instruction:
     if not ports:
         raise _Error("EXPOSE requires at least one argument")
     _flags(node, {})
-    return ins.EXPOSE(ports=tuple(sorted(ports)), **_common(node))  # type: ignore[arg-type]
+    return ins.EXPOSE(ports=tuple(sorted(ports)))
 
 
 def _parse_volume(node: _Node, escape: str) -> ins.Instruction:
@@ -322,7 +365,7 @@ def _parse_volume(node: _Node, escape: str) -> ins.Instruction:
     _flags(node, {})
     if any(not path.strip() for path in paths):
         raise _Error("VOLUME specified can not be an empty string")
-    return ins.VOLUME(paths=tuple(path.strip() for path in paths), **_common(node))  # type: ignore[arg-type]
+    return ins.VOLUME(paths=tuple(path.strip() for path in paths))
 
 
 def _parse_shell(node: _Node, escape: str) -> ins.Instruction:
@@ -332,15 +375,17 @@ def _parse_shell(node: _Node, escape: str) -> ins.Instruction:
         raise _Error("SHELL requires the arguments to be in JSON form")
     if not array:
         raise _Error("SHELL requires at least one argument")
-    return ins.SHELL(shell=tuple(array), **_common(node))  # type: ignore[arg-type]
+    return ins.SHELL(shell=tuple(array))
 
 
-def _parse_simple(cls: type[ins.Instruction], field_name: str, check_flags: bool = True) -> _Parser:
+def _parse_simple(what: str, make: Callable[[str], ins.Instruction], check_flags: bool = True) -> _Parser:
+    """USER, WORKDIR, MAINTAINER, STOPSIGNAL: the whole argument text is the one value."""
+
     def parse_simple(node: _Node, escape: str) -> ins.Instruction:
-        value = _one_arg(node, cls.keyword)
+        value = _one_arg(node, what)
         if check_flags:
             _flags(node, {})
-        return cls(**{field_name: value}, **_common(node))  # type: ignore[arg-type]
+        return make(value)
 
     return parse_simple
 
@@ -370,10 +415,10 @@ def parse_go_duration(text: str) -> int:
     return -total if negative else total
 
 
-def _duration(value: object, name: str) -> int:
+def _duration(value: str | None, name: str) -> int:
     if not value:
         return 0
-    nanos = parse_go_duration(str(value))
+    nanos = parse_go_duration(value)
     if 0 < nanos < 10**6 or nanos < 0:
         raise _Error(f'Interval "{name}" cannot be less than 1ms')
     return nanos
@@ -388,7 +433,7 @@ def _parse_healthcheck(node: _Node, escape: str) -> ins.Instruction:
     if kind == "NONE":
         if command:
             raise _Error("HEALTHCHECK NONE takes no arguments")
-        return ins.HEALTHCHECK(test=("NONE",), **_common(node))  # type: ignore[arg-type]
+        return ins.HEALTHCHECK(test=("NONE",))
     names = ("interval", "timeout", "start-period", "start-interval", "retries")
     flags = _flags(node, dict.fromkeys(names, _STR))
     if kind != "CMD":
@@ -397,14 +442,21 @@ def _parse_healthcheck(node: _Node, escape: str) -> ins.Instruction:
         raise _Error("Missing command after HEALTHCHECK CMD")
     test = ("CMD", *command) if is_exec else ("CMD-SHELL", str(command))
     retries = 0
-    if flags["retries"]:
-        if not re.fullmatch(r"[+-]?\d+", str(flags["retries"])):
-            raise _Error(f'strconv.ParseInt: parsing "{flags["retries"]}": invalid syntax')
-        retries = int(str(flags["retries"]))
+    raw_retries = flags.text("retries")
+    if raw_retries:
+        if not re.fullmatch(r"[+-]?\d+", raw_retries):
+            raise _Error(f'strconv.ParseInt: parsing "{raw_retries}": invalid syntax')
+        retries = int(raw_retries)
         if retries < 0:
             raise _Error(f"--retries cannot be negative ({retries})")
-    durations = {name.replace("-", "_"): _duration(flags[name], name) for name in names[:4]}
-    return ins.HEALTHCHECK(test=test, retries=retries, **durations, **_common(node))  # type: ignore[arg-type]
+    return ins.HEALTHCHECK(
+        test=test,
+        retries=retries,
+        interval=_duration(flags.text("interval"), "interval"),
+        timeout=_duration(flags.text("timeout"), "timeout"),
+        start_period=_duration(flags.text("start-period"), "start-period"),
+        start_interval=_duration(flags.text("start-interval"), "start-interval"),
+    )
 
 
 def _parse_onbuild(node: _Node, escape: str) -> ins.Instruction:
@@ -419,7 +471,7 @@ def _parse_onbuild(node: _Node, escape: str) -> ins.Instruction:
     expression = re.sub(r"(?i)^\s*ONBUILD\s*", "", node.original)
     for doc in node.heredocs:
         expression += "\n" + doc.content + doc.name
-    return ins.ONBUILD(expression=expression, **_common(node))  # type: ignore[arg-type]
+    return ins.ONBUILD(expression=expression)
 
 
 _PARSERS = {
@@ -435,10 +487,10 @@ _PARSERS = {
     "expose": _parse_expose,
     "volume": _parse_volume,
     "shell": _parse_shell,
-    "user": _parse_simple(ins.USER, "user"),
-    "workdir": _parse_simple(ins.WORKDIR, "path"),
-    "maintainer": _parse_simple(ins.MAINTAINER, "maintainer"),
-    "stopsignal": _parse_simple(ins.STOPSIGNAL, "signal", check_flags=False),
+    "user": _parse_simple("USER", lambda value: ins.USER(user=value)),
+    "workdir": _parse_simple("WORKDIR", lambda value: ins.WORKDIR(path=value)),
+    "maintainer": _parse_simple("MAINTAINER", lambda value: ins.MAINTAINER(maintainer=value)),
+    "stopsignal": _parse_simple("STOPSIGNAL", lambda value: ins.STOPSIGNAL(signal=value), check_flags=False),
     "healthcheck": _parse_healthcheck,
     "onbuild": _parse_onbuild,
 }
@@ -449,9 +501,10 @@ def _to_instruction(node: _Node, escape: str, filename: str) -> ins.Instruction:
     if parser is None:
         raise DockerfileError(f"unknown instruction: {node.keyword}", file=filename, line=node.line)
     try:
-        return parser(node, escape)
+        instr = parser(node, escape)
     except _Error as exc:
         raise DockerfileError(str(exc), file=filename, line=node.line) from None
+    return replace(instr, line=node.line, end_line=node.end_line, original=node.original)
 
 
 def parse(text: str, *, filename: str = "Dockerfile") -> ParsedDockerfile:
@@ -480,4 +533,3 @@ def parse_trigger(expression: str, *, line: int, filename: str = "Dockerfile") -
     if first.keyword in ("ONBUILD", "FROM", "MAINTAINER"):
         raise DockerfileError(f"{first.keyword} isn't allowed as an ONBUILD trigger", file=filename, line=line)
     return replace(first, line=line, end_line=line)
-

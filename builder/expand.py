@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from builder import instructions as ins
 from oci.errors import DockerfileError
@@ -24,7 +24,7 @@ from oci.errors import DockerfileError
 if TYPE_CHECKING:
     from builder.heredoc import Heredoc
 
-__all__ = ["ExpansionError", "Lexer", "LexResult", "expand_instruction", "expand_word", "expand_words"]
+__all__ = ["ExpansionError", "LexResult", "Lexer", "expand_instruction", "expand_word", "expand_words"]
 
 _EOF = ""
 _SPECIAL_PARAMS = "@*#?-$!0"
@@ -471,9 +471,11 @@ def _expand_fields(instr: ins.Instruction, x: _Expander) -> ins.Instruction:
     if isinstance(instr, ins.ARG):
         return replace(instr, pairs=tuple((k, x.opt(v)) for k, v in instr.pairs))
     if isinstance(instr, ins.COPY):
-        return replace(instr, from_=x.opt(instr.from_), **_copy_changes(instr, x))
+        instr = replace(instr, from_=x.opt(instr.from_))
+        return replace(instr, **_copy_changes(instr, x))
     if isinstance(instr, ins.ADD):
-        return replace(instr, checksum=x.opt(instr.checksum), **_copy_changes(instr, x))
+        instr = replace(instr, checksum=x.opt(instr.checksum))
+        return replace(instr, **_copy_changes(instr, x))
     if isinstance(instr, ins.EXPOSE):
         return replace(instr, ports=ins.normalize_ports([w for port in instr.ports for w in x.split(port)]))
     if isinstance(instr, ins.VOLUME):
@@ -489,7 +491,16 @@ def _expand_fields(instr: ins.Instruction, x: _Expander) -> ins.Instruction:
     return instr
 
 
-def _copy_changes(instr: ins.COPY | ins.ADD, x: _Expander) -> dict[str, object]:
+class _CopyChanges(TypedDict):
+    sources: tuple[str, ...]
+    dest: str
+    chown: str | None
+    chmod: str | None
+    exclude: tuple[str, ...]
+    heredocs: tuple[Heredoc, ...]
+
+
+def _copy_changes(instr: ins.COPY | ins.ADD, x: _Expander) -> _CopyChanges:
     return {
         "sources": x.words(instr.sources),
         "dest": x.word(instr.dest),

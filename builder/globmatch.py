@@ -9,7 +9,7 @@ error rather than a literal. This is a port of that algorithm.
 
 from __future__ import annotations
 
-__all__ = ["BadPatternError", "match_path", "validate_pattern", "has_wildcards"]
+__all__ = ["BadPatternError", "has_wildcards", "match_path", "validate_pattern"]
 
 _SEP = "/"
 

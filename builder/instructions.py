@@ -14,8 +14,8 @@ shell forms a single string.
 from __future__ import annotations
 
 import csv
-import re
 import ipaddress
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
@@ -59,7 +59,7 @@ class Instruction:
     """Fields common to all instructions."""
 
     keyword: ClassVar[str] = ""
-    line: int
+    line: int = 0
     end_line: int = 0
     original: str = ""
 
@@ -314,7 +314,7 @@ def ram_in_bytes(value: str) -> int:
     return int(number * 1024 ** "_kmgtp".index(unit)) if unit else int(number)
 
 
-def _mount_value(draft: _MountDraft, key: str, value: str, item: str) -> None:  # noqa: C901 - one case per key
+def _mount_value(draft: _MountDraft, key: str, value: str, item: str) -> None:
     values = draft.values
     mount_type = values["type"]
     if key == "type":

@@ -44,8 +44,8 @@ __all__ = [
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PROXY_ARGS = frozenset(
-    f"{name}{suffix}" for name in ("HTTP", "HTTPS", "FTP", "NO", "ALL") for suffix in ("_PROXY", "_proxy")
-) | frozenset({"http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy"})
+    name for scheme in ("http", "https", "ftp", "no", "all") for name in (f"{scheme.upper()}_PROXY", f"{scheme}_proxy")
+)  # build args docker accepts undeclared and passes to RUN, but keeps out of the cache key and history
 _NON_ENV_ARGS = frozenset({"BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"})
 _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm",
                  "i386": "386", "i686": "386"}  # fmt: skip
@@ -179,7 +179,10 @@ class BuildPlan:
         return scope if has_path else scope.with_env("PATH", DEFAULT_PATH)
 
     def advance(self, scope: Scope, instr: ins.Instruction) -> Scope:
-        """The scope after `instr` (raw or expanded): ARG and ENV change it, others do not."""
+        """The scope after `instr`, which must be the raw instruction (it is expanded here).
+
+        ARG and ENV change the scope; other instructions leave it as it is.
+        """
         if isinstance(instr, ins.ARG):
             for key, value in self._resolve_arg(scope, instr):
                 scope = scope.with_arg(key, value)
@@ -191,11 +194,16 @@ class BuildPlan:
         return scope
 
     def expand(self, instr: ins.Instruction, scope: Scope) -> ins.Instruction:
-        """`instr` expanded as docker would at this step; ARG pairs get their resolved values."""
+        """The raw `instr` expanded as docker would at this step, `scope` being the scope before it.
+
+        ARG pairs get their resolved values (--build-arg, else the expanded
+        default, else the global value); COPY --from is expanded with the
+        global ARGs, so that it names the stage the plan's graph found.
+        """
         if isinstance(instr, ins.ARG):
             return replace(instr, pairs=tuple(self._resolve_arg(scope, instr)))
         expanded = expand_instruction(instr, scope.env_dict(), escape=self.escape, filename=self.filename)
-        if isinstance(instr, ins.COPY) and instr.from_ is not None:
+        if isinstance(expanded, ins.COPY) and isinstance(instr, ins.COPY) and instr.from_ is not None:
             expanded = replace(expanded, from_=self.expand_from(instr.from_, instr.line))
         return expanded
 
@@ -278,6 +286,7 @@ def parse_dockerfile(
     target_index = _find_target(plan, target)
     order = _needed(plan, target_index)
     _check_forward_refs(plan, order)
+    warnings.extend(_image_source_warnings(plan, order))
     unused = _unused_build_args(plan, meta, order)
     if unused:
         warnings.append(f"one or more build-args were not consumed: {', '.join(unused)}")
@@ -444,6 +453,22 @@ def _check_forward_refs(plan: BuildPlan, order: Sequence[int]) -> None:
             else:
                 message = f"cannot mount from stage {other!r}, stage needs to be defined before current command"
             raise DockerfileError(f"{message} {stage.display_name!r}", file=plan.filename, line=instr.line)
+
+
+def _image_source_warnings(plan: BuildPlan, order: Sequence[int]) -> list[str]:
+    """Flag --from values that name no stage yet look like one: docker will try to pull them."""
+    warnings = []
+    for index in order:
+        for instr in plan.stages[index].instructions:
+            values: list[str] = []
+            if isinstance(instr, ins.COPY) and instr.from_ is not None:
+                values.append(plan.expand_from(instr.from_, instr.line))
+            elif isinstance(instr, ins.RUN):
+                values.extend(m.from_ for m in instr.mounts if m.from_)
+            for value in values:
+                if plan.resolve_from(value) is None and not any(c in value for c in ":/@."):
+                    warnings.append(f"line {instr.line}: {value!r} names no stage; it will be used as an image")
+    return warnings
 
 
 def _unused_build_args(plan: BuildPlan, meta: Sequence[ins.ARG], order: Sequence[int]) -> tuple[str, ...]:
