@@ -1,0 +1,116 @@
+"""Session-wide test bed: real registries (open, htpasswd, token, TLS), a busybox image, a fault proxy.
+
+Registries are session-scoped and started only when a test asks for one; tests
+sharing one must use repository names of their own.  The token registry serves
+TLS with the test CA; its token realm (``TokenIssuer``) is plain HTTP on
+127.0.0.1, as the realm's scheme is independent of the registry's.
+Everything is stopped at the end of the session; temp dirs come from
+``tmp_path_factory``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from fixtures.baseimage import BusyboxLayout, make_busybox_layout, push_busybox
+from fixtures.proxy import FaultProxy
+from fixtures.registry import Registry
+from fixtures.tls import TLSFiles, make_tls
+from fixtures.token_issuer import Account, TokenIssuer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than a few seconds (deselect with -m 'not slow')")
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    """A test CA and a server certificate for 127.0.0.1/localhost (``cert_dir`` holds ``ca.crt``)."""
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def token_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenIssuer]:
+    """The GitLab-like JWT realm behind ``registry_token``, on plain HTTP."""
+    with TokenIssuer(tmp_path_factory.mktemp("token-issuer")) as issuer:
+        yield issuer
+
+
+@pytest.fixture(scope="session")
+def token_accounts(token_issuer: TokenIssuer) -> dict[str, Account]:
+    """Users of the token realm besides the registry's own admin (``registry_token.username``).
+
+    ``reader``: pull on every repository.  ``ci_job``: ``gitlab-ci-token`` with a job token,
+    pull and push on ``group/project`` and below, pull elsewhere.
+    """
+    return {
+        "reader": token_issuer.add_user("reader", "reader-secret", {"*": ("pull",)}),
+        "ci_job": token_issuer.add_user(
+            "gitlab-ci-token",
+            "job-token-4242",
+            {"group/project": ("pull", "push"), "group/project/*": ("pull", "push"), "*": ("pull",)},
+        ),
+    }
+
+
+@pytest.fixture(scope="session")
+def registry_open(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """Plain HTTP, no auth."""
+    with Registry(tmp_path_factory.mktemp("registry-open")) as registry:
+        yield registry
+
+
+@pytest.fixture(scope="session")
+def registry_htpasswd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """Plain HTTP, Basic auth with ``username``/``password`` (bcrypt htpasswd)."""
+    with Registry(tmp_path_factory.mktemp("registry-htpasswd"), mode="htpasswd") as registry:
+        yield registry
+
+
+@pytest.fixture(scope="session")
+def registry_tls(tmp_path_factory: pytest.TempPathFactory, tls_files: TLSFiles) -> Iterator[Registry]:
+    """HTTPS with the test CA (``ca_file``, ``cert_dir``), no auth."""
+    with Registry(tmp_path_factory.mktemp("registry-tls"), tls=tls_files) as registry:
+        yield registry
+
+
+@pytest.fixture(scope="session")
+def registry_token(
+    tmp_path_factory: pytest.TempPathFactory, tls_files: TLSFiles, token_issuer: TokenIssuer
+) -> Iterator[Registry]:
+    """HTTPS with the test CA, Bearer token auth from ``token_issuer``; ``username``/``password`` may do anything."""
+    workdir = tmp_path_factory.mktemp("registry-token")
+    with Registry(workdir, mode="token", tls=tls_files, issuer=token_issuer) as registry:
+        yield registry
+
+
+@pytest.fixture(scope="session")
+def busybox_layout(tmp_path_factory: pytest.TempPathFactory) -> BusyboxLayout:
+    """The busybox image as an OCI layout, with the digests it was written with."""
+    return make_busybox_layout(tmp_path_factory.mktemp("busybox") / "layout")
+
+
+@pytest.fixture(scope="session")
+def busybox_ref(registry_open: Registry) -> str:
+    """``127.0.0.1:PORT/library/busybox:latest`` in ``registry_open``."""
+    return push_busybox(registry_open)
+
+
+@pytest.fixture
+def fault_proxy() -> Iterator[Callable[[Registry | str], FaultProxy]]:
+    """A factory: ``fault_proxy(registry)`` (or an upstream URL) starts a ``FaultProxy``, stopped after the test."""
+    proxies: list[FaultProxy] = []
+
+    def start(upstream: Registry | str) -> FaultProxy:
+        if isinstance(upstream, Registry):
+            proxy = FaultProxy(upstream.url, ca_file=upstream.ca_file)
+        else:
+            proxy = FaultProxy(upstream)
+        proxies.append(proxy.start())
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        proxy.stop()
