@@ -1,0 +1,144 @@
+"""Reading blobs: existence checks, verified streams, and resumable downloads into a `BlobStore`.
+
+A download is hashed as it is written and renamed into the store only when
+its digest matches (`BlobStore.writer`), so a partial or corrupt blob is
+never visible. A connection dropped mid-body is resumed with ``Range`` from
+the bytes already written instead of starting over; a registry that ignores
+``Range`` (answers 200) is handled by skipping what we already have.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from oci.blobstore import BlobStore, BlobWriter
+from oci.digest import Digest, VerifyingReader
+from oci.errors import DigestMismatchError
+from oci.models import Descriptor
+from registry.errors import RegistryError, RegistryUnreachableError
+from registry.progress import NullProgress, Progress
+from registry.reference import Reference
+from registry.session import Session
+
+__all__ = ["MAX_SMALL_BLOB", "ResponseReader", "blob_exists", "download_blob", "fetch_small_blob", "open_blob"]
+
+log = logging.getLogger(__name__)
+
+MAX_SMALL_BLOB = 16 << 20  # image configs: a few KB, large ones (long histories) well under a MB
+_CONTENT_RANGE_RE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+class ResponseReader:
+    """A file-like `read(n)` over a streamed httpx response body."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._chunks = response.iter_bytes()
+        self._buffer = b""
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self._buffer) < n:
+            chunk = next(self._chunks, b"")
+            if not chunk:
+                break
+            self._buffer += chunk
+        if n < 0:
+            n = len(self._buffer)
+        out, self._buffer = self._buffer[:n], self._buffer[n:]
+        return out
+
+
+def blob_exists(session: Session, ref: Reference, digest: Digest, *, action: str = "pull") -> bool:
+    """HEAD the blob in `ref`'s repository (`action` picks the token scope: "push" while pushing)."""
+    response = session.call(ref, "HEAD", f"blobs/{digest}", action=action, ok=(200, 404),
+                            what=f"blob {digest.short} in {ref.context(action)}")
+    return response.status_code == 200
+
+
+@contextmanager
+def open_blob(session: Session, ref: Reference, descriptor: Descriptor) -> Iterator[VerifyingReader]:
+    """A stream of the blob that raises `DigestMismatchError` at its end if the bytes are wrong."""
+    with session.stream(ref, "GET", f"blobs/{descriptor.digest}", action="pull",
+                        what=f"blob {descriptor.digest.short} of {ref.context('pull')}") as response:
+        yield VerifyingReader(ResponseReader(response), descriptor.digest,  # type: ignore[arg-type]
+                              size=descriptor.size, what=f"blob {descriptor.digest} of {ref.name}")
+
+
+def fetch_small_blob(session: Session, ref: Reference, descriptor: Descriptor, *, what: str) -> bytes:
+    """A small blob (an image config) read whole and verified."""
+    if descriptor.size > MAX_SMALL_BLOB:
+        raise RegistryError(f"{what} is {descriptor.size} bytes, more than the {MAX_SMALL_BLOB} allowed")
+    with open_blob(session, ref, descriptor) as reader:
+        data = reader.read(descriptor.size + 1)
+        if reader.read(1):
+            raise DigestMismatchError(what, str(descriptor.digest), f"more than {descriptor.size} bytes")
+    if Digest.of_bytes(data) != descriptor.digest:
+        raise DigestMismatchError(what, str(descriptor.digest), str(Digest.of_bytes(data)))
+    return data
+
+
+def _resume_skip(response: httpx.Response, offset: int) -> int:
+    """How many leading bytes of this response we already have."""
+    if response.status_code != 206:
+        return offset  # Range ignored: the whole blob again
+    match = _CONTENT_RANGE_RE.match(response.headers.get("content-range", ""))
+    start = int(match.group(1)) if match else 0
+    if start > offset:
+        raise RegistryError(f"the registry resumed at byte {start}, after the {offset} bytes we have")
+    return offset - start
+
+
+def _receive(session: Session, ref: Reference, descriptor: Descriptor, writer: BlobWriter,
+             progress: Progress) -> None:
+    """One GET (ranged when resuming) appended to `writer`."""
+    offset = writer.size
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    with session.stream(ref, "GET", f"blobs/{descriptor.digest}", action="pull", ok=(200, 206), headers=headers,
+                        what=f"blob {descriptor.digest.short} of {ref.context('pull')}") as response:
+        skip = _resume_skip(response, offset) if offset else 0
+        for chunk in response.iter_bytes():  # no chunk_size: httpx would buffer and lose bytes on a cut
+            if skip:
+                dropped = min(skip, len(chunk))
+                chunk, skip = chunk[dropped:], skip - dropped
+                if not chunk:
+                    continue
+            writer.write(chunk)
+            progress.advance(str(descriptor.digest), len(chunk))
+            if writer.size > descriptor.size:
+                raise DigestMismatchError(f"blob {descriptor.digest} of {ref.name}", str(descriptor.digest),
+                                          f"more than {descriptor.size} bytes")
+
+
+def download_blob(session: Session, ref: Reference, descriptor: Descriptor, store: BlobStore, *,
+                  progress: Progress | None = None) -> Path:
+    """Fetch a blob into `store` (verified, atomic); a no-op if it is already there."""
+    if store.has(descriptor.digest):
+        return store.path(descriptor.digest)
+    progress = progress or NullProgress()
+    key = str(descriptor.digest)
+    progress.start(key, descriptor.digest.short, descriptor.size)
+    attempt = 0
+    with store.writer(descriptor.digest, what=f"blob {descriptor.digest} of {ref.name}") as writer:
+        while True:
+            try:
+                _receive(session, ref, descriptor, writer, progress)
+            except (httpx.TransportError, RegistryUnreachableError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            else:
+                if writer.size >= descriptor.size:
+                    break
+                reason = f"body ended after {writer.size} of {descriptor.size} bytes"
+            if attempt >= session.policy.retries:
+                raise RegistryUnreachableError(f"download of blob {descriptor.digest.short} from {ref.name} failed "
+                                               f"after {attempt + 1} attempts: {reason}")
+            log.info("blob %s of %s interrupted at byte %d (%s); resuming", descriptor.digest.short, ref.name,
+                     writer.size, reason)
+            session.policy.wait(attempt, None, f"download of {descriptor.digest.short}")
+            attempt += 1
+    progress.finish(key, "downloaded")
+    return store.path(descriptor.digest)

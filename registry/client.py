@@ -1,0 +1,124 @@
+"""`RegistryClient`: the one object the builder and the CLI hold to talk to registries.
+
+A thin facade: the verbs live in their own modules (manifests, blobs, push,
+tags) and share one `Session` (per-host clients, auth, the retry policy).
+Docker Hub reads go to the configured mirrors first and fall back to Docker
+Hub itself, as docker's ``registry-mirrors`` do.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Self, TypeVar
+
+import httpx
+
+from oci import mediatypes as mt
+from oci.blobstore import BlobStore
+from oci.digest import Digest, VerifyingReader
+from oci.layer import Layer
+from oci.models import Descriptor, Platform
+from registry import blobs, manifests, push
+from registry.auth import CONTEXT, SCOPES
+from registry.errors import AuthError, RegistryError
+from registry.manifests import ResolvedImage
+from registry.options import RegistryOptions
+from registry.progress import Progress
+from registry.reference import DEFAULT_REGISTRY, Reference
+from registry.session import Session
+
+__all__ = ["RegistryClient", "RegistryOptions", "ResolvedImage"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class RegistryClient:
+    """Reads from and pushes to OCI registries. Thread-safe; close it (or use `with`) when done."""
+
+    def __init__(self, options: RegistryOptions | None = None, *, progress: Progress | None = None,
+                 environ: Mapping[str, str] | None = None, transport: httpx.BaseTransport | None = None) -> None:
+        self.options = options or RegistryOptions()
+        self.session = Session(self.options, environ=environ, transport=transport)
+        self.progress = progress
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- mirrors -----------------------------------------------------------------------------
+    def read_candidates(self, ref: Reference) -> list[Reference]:
+        """Where to read `ref` from, in order: Docker Hub mirrors, then the reference itself."""
+        if ref.registry != DEFAULT_REGISTRY or not self.options.mirrors:
+            return [ref]
+        out = []
+        for mirror in self.options.mirrors:
+            host, _, prefix = mirror.removeprefix("https://").removeprefix("http://").partition("/")
+            out.append(ref.with_registry(host, prefix))
+        return [*out, ref]
+
+    def _from_mirrors(self, ref: Reference, action: Callable[[Reference], T]) -> T:
+        candidates = self.read_candidates(ref)
+        for candidate in candidates[:-1]:
+            try:
+                return action(candidate)
+            except (RegistryError, OSError) as exc:
+                log.info("mirror %s: %s; trying the next source", candidate.registry, exc)
+        return action(candidates[-1])
+
+    # -- reading -----------------------------------------------------------------------------
+    def get_manifest(self, ref: Reference, accept: str = mt.MANIFEST_ACCEPT) -> tuple[bytes, str, Digest]:
+        """(raw, media type, digest) of `ref`'s manifest; the digest is verified when `ref` names one."""
+        return self._from_mirrors(ref, lambda r: manifests.get_manifest(self.session, r, accept))
+
+    def head_manifest(self, ref: Reference, accept: str = mt.MANIFEST_ACCEPT) -> Descriptor:
+        return manifests.head_manifest(self.session, ref, accept)
+
+    def resolve_image(self, ref: Reference, platform: Platform) -> ResolvedImage:
+        """`ref`'s image for `platform` (following an index), with its config."""
+        return self._from_mirrors(ref, lambda r: manifests.resolve_image(self.session, r, platform))
+
+    def blob_exists(self, ref: Reference, digest: Digest) -> bool:
+        return blobs.blob_exists(self.session, ref, digest)
+
+    @contextmanager
+    def open_blob(self, ref: Reference, descriptor: Descriptor) -> Iterator[VerifyingReader]:
+        """A stream of the blob, verified against `descriptor` as it is read (mismatch raises at EOF)."""
+        with blobs.open_blob(self.session, ref, descriptor) as reader:
+            yield reader
+
+    def download_blob(self, ref: Reference, descriptor: Descriptor, store: BlobStore) -> Path:
+        """The blob's path in `store`, downloading (verified, atomic, resumable) when missing."""
+        return self._from_mirrors(ref, lambda r: blobs.download_blob(self.session, r, descriptor, store,
+                                                                     progress=self.progress))
+
+    # -- writing -----------------------------------------------------------------------------
+    def put_manifest(self, ref: Reference, raw: bytes, media_type: str) -> Digest:
+        return manifests.put_manifest(self.session, ref, raw, media_type)
+
+    def delete_manifest(self, ref: Reference, digest: Digest) -> None:
+        manifests.delete_manifest(self.session, ref, digest)
+
+    def push_image(self, destinations: Sequence[Reference], manifest_raw: bytes, manifest_media_type: str,
+                   config_raw: bytes, layers: Sequence[Layer], mount_sources: Sequence[Reference] = ()) -> Digest:
+        """Push blobs (HEAD, mount, upload), then the manifest to each destination; returns its digest."""
+        return push.push_image(self.session, destinations, manifest_raw, manifest_media_type, config_raw, layers,
+                               mount_sources, progress=self.progress)
+
+    def check_login(self, registry: str) -> None:
+        """Authenticate against `registry` (``GET /v2/`` and its challenge); `AuthError` if refused."""
+        probe = Reference(registry, "wharfie-login-check")
+        host = self.session.host(registry)
+        request = host.client.build_request("GET", f"{host.base_url}/v2/", extensions={SCOPES: (), CONTEXT: registry})
+        response = self.session.send(probe, request, ok=(200, 401), action="pull", what=f"login to {registry}")
+        if response.status_code == 401:
+            raise AuthError(f"unauthorized: login to {registry} failed{host.auth.who()}", status=401)

@@ -1,0 +1,192 @@
+"""Registry errors: the distribution spec's error codes, typed, with one `temporary` verdict.
+
+A registry answers a failure with ``{"errors": [{"code", "message", "detail"}]}``;
+`RegistryError.from_response` keeps those codes so callers branch on
+``NAME_UNKNOWN`` or ``DENIED`` rather than on text, and its `temporary` property
+is the only thing the retry policy asks. Messages name the repository and the
+action (``... for HOST/REPO (push)``) and are built only from the status, the
+spec's code and message fields and our own words: never from request headers,
+credentials or tokens.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from oci.errors import WharfieError
+
+__all__ = [
+    "BLOB_UNKNOWN",
+    "BLOB_UPLOAD_INVALID",
+    "BLOB_UPLOAD_UNKNOWN",
+    "DENIED",
+    "DIGEST_INVALID",
+    "MANIFEST_BLOB_UNKNOWN",
+    "MANIFEST_INVALID",
+    "MANIFEST_UNKNOWN",
+    "NAME_INVALID",
+    "NAME_UNKNOWN",
+    "SIZE_INVALID",
+    "TAG_INVALID",
+    "TEMPORARY_STATUSES",
+    "TOO_MANY_REQUESTS",
+    "UNAUTHORIZED",
+    "UNAVAILABLE",
+    "UNKNOWN",
+    "UNSUPPORTED",
+    "AuthError",
+    "ErrorDetail",
+    "InvalidReferenceError",
+    "RegistryError",
+    "RegistryUnreachableError",
+    "parse_retry_after",
+]
+
+UNAUTHORIZED = "UNAUTHORIZED"
+DENIED = "DENIED"
+NAME_UNKNOWN = "NAME_UNKNOWN"
+NAME_INVALID = "NAME_INVALID"
+MANIFEST_UNKNOWN = "MANIFEST_UNKNOWN"
+MANIFEST_INVALID = "MANIFEST_INVALID"
+MANIFEST_BLOB_UNKNOWN = "MANIFEST_BLOB_UNKNOWN"
+BLOB_UNKNOWN = "BLOB_UNKNOWN"
+BLOB_UPLOAD_UNKNOWN = "BLOB_UPLOAD_UNKNOWN"
+BLOB_UPLOAD_INVALID = "BLOB_UPLOAD_INVALID"
+DIGEST_INVALID = "DIGEST_INVALID"
+SIZE_INVALID = "SIZE_INVALID"
+TAG_INVALID = "TAG_INVALID"
+UNSUPPORTED = "UNSUPPORTED"
+TOO_MANY_REQUESTS = "TOOMANYREQUESTS"
+UNAVAILABLE = "UNAVAILABLE"
+UNKNOWN = "UNKNOWN"
+
+# 501 Not Implemented is not here: asking again will not implement it.
+TEMPORARY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_TEMPORARY_CODES = frozenset({TOO_MANY_REQUESTS, UNAVAILABLE})
+_MAX_MESSAGE = 200
+
+_STATUS_WORDS = {
+    400: "bad request", 401: "unauthorized: authentication required", 403: "denied: access forbidden",
+    404: "not found", 405: "unsupported: operation not allowed by this registry", 408: "request timeout",
+    413: "request entity too large", 416: "requested range not satisfiable",
+    429: "toomanyrequests: too many requests",
+}
+
+
+class InvalidReferenceError(WharfieError):
+    """A malformed image reference; the message names it and says what is wrong."""
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    """One entry of a registry's ``errors`` array."""
+
+    code: str
+    message: str
+    detail: Any = None
+
+
+class RegistryError(WharfieError):
+    """A registry refused or failed a request.
+
+    `status` is the HTTP status (None when no response came), `errors` the
+    spec's error entries from the body, `retry_after` the seconds the registry
+    asked us to wait (if any).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, errors: tuple[ErrorDetail, ...] = (),
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.errors = errors
+        self.retry_after = retry_after
+
+    @property
+    def codes(self) -> frozenset[str]:
+        return frozenset(e.code for e in self.errors)
+
+    def has_code(self, *codes: str) -> bool:
+        return bool(self.codes.intersection(codes))
+
+    @property
+    def temporary(self) -> bool:
+        """Whether the same request may succeed if sent again later: the retry policy asks only this."""
+        return (self.status in TEMPORARY_STATUSES) or bool(self.codes & _TEMPORARY_CODES)
+
+    @classmethod
+    def from_response(cls, response: httpx.Response, context: str) -> RegistryError:
+        """Build the error for a failed `response`; `context` is ``HOST/REPO (ACTION)``.
+
+        The body is read here (error bodies are small); a 401 or 403 gives an `AuthError`.
+        """
+        errors = _parse_errors(response)
+        if errors:
+            first = errors[0]
+            text = f"{first.code.lower()}: {first.message}" if first.message else first.code.lower()
+        else:
+            text = _STATUS_WORDS.get(response.status_code, f"unexpected status {response.status_code}"
+                                     f" {response.reason_phrase}".rstrip())
+        message = f"{_clip(text)} for {context}"
+        kind = AuthError if response.status_code in (401, 403) else cls
+        return kind(message, status=response.status_code, errors=errors,
+                    retry_after=parse_retry_after(response.headers.get("retry-after")))
+
+
+class AuthError(RegistryError):
+    """Authentication or authorisation failed (401, 403, or a token request refused)."""
+
+
+class RegistryUnreachableError(RegistryError):
+    """No usable response: connection refused or reset, TLS failure, timeout."""
+
+    @property
+    def temporary(self) -> bool:
+        return True
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _parse_errors(response: httpx.Response) -> tuple[ErrorDetail, ...]:
+    try:
+        body = response.read()
+    except httpx.HTTPError:
+        return ()
+    if not body or len(body) > 1 << 20:
+        return ()
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ()
+    entries = data.get("errors") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return ()
+    out = []
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("code"), str):
+            out.append(ErrorDetail(entry["code"].upper(), str(entry.get("message") or ""), entry.get("detail")))
+    return tuple(out)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.UTC)
+    return max(0.0, (when - _dt.datetime.now(_dt.UTC)).total_seconds())

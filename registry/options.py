@@ -1,0 +1,41 @@
+"""What a registry client may be told: one frozen value, built by the CLI (or a test) and passed once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from registry.dockerconfig import Credentials
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_CHUNK_THRESHOLD", "RegistryOptions"]
+
+# Blobs above the threshold go up in PATCH chunks, so a dropped connection
+# costs one chunk, not the whole layer; below it one PUT is fewer round trips.
+DEFAULT_CHUNK_THRESHOLD = 64 << 20
+DEFAULT_CHUNK_SIZE = 16 << 20
+
+
+@dataclass(frozen=True)
+class RegistryOptions:
+    """Transport, TLS, credentials and push tuning for every registry a client talks to.
+
+    Hosts are written as in references (``host:port``; ``docker.io`` for Docker Hub).
+    `mirrors` are docker's ``registry-mirrors``: ``HOST[:PORT][/PATH]`` tried, in
+    order, before Docker Hub for reads, which fall back to Docker Hub itself.
+    """
+
+    insecure_registries: frozenset[str] = frozenset()
+    skip_tls_verify: bool = False
+    ca_files: Mapping[str, str] = field(default_factory=dict)
+    credentials: Mapping[str, Credentials] = field(default_factory=dict)
+    push_concurrency: int = 4
+    retries: int = 3
+    chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    mirrors: tuple[str, ...] = ()
+    timeout: float = 60.0
+    connect_timeout: float = 10.0
+    backoff_base: float = 0.5
+    user_agent: str = "wharfie/0.1"
+    use_docker_config: bool = True
+    """Read docker's config.json and GitLab CI variables for credentials (tests turn this off)."""

@@ -1,0 +1,227 @@
+"""One HTTP client per registry host, and the single `send` every registry verb goes through.
+
+A host gets its scheme (HTTPS unless declared insecure; loopback hosts fall
+back to plain HTTP as docker allows), its TLS trust (system roots plus the
+host's private CA, or none with --skip-tls-verify), its credentials and auth
+handler, and a keep-alive connection pool wrapped in the retry policy. Verbs
+(manifests, blobs, push, tags) only say which repository, which action and
+which statuses are success; errors come back as `RegistryError`s naming both.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import ssl
+import threading
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from registry.auth import CONTEXT, PING, SCOPES, RegistryAuth, merge_scopes, parse_challenges, repository_scope
+from registry.credentials import resolve_credentials
+from registry.dockerconfig import Credentials, DockerConfig
+from registry.errors import RegistryError, RegistryUnreachableError
+from registry.options import RegistryOptions
+from registry.reference import Reference, api_host
+from registry.transport import RETRY_SAFE, RetryPolicy, RetryTransport, caused_by
+
+__all__ = ["ACTION_SCOPES", "HostClient", "Session", "is_loopback"]
+
+log = logging.getLogger(__name__)
+
+# What each kind of operation asks the token service for.
+ACTION_SCOPES = {"pull": ("pull",), "push": ("pull", "push"), "delete": ("pull", "push", "delete")}
+
+
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (with or without a port): docker lets these fall back to HTTP."""
+    name = host
+    if name.startswith("["):
+        name = name[1:name.find("]")]
+    elif name.count(":") == 1:
+        name = name.split(":")[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class HostClient:
+    """The httpx client of one registry host and the base URL it answers on."""
+
+    registry: str
+    client: httpx.Client
+    base_url: str
+    auth: RegistryAuth
+
+
+class Session:
+    """Shared by all verbs of one `RegistryClient`; thread-safe (push uses a pool)."""
+
+    def __init__(self, options: RegistryOptions, *, environ: Mapping[str, str] | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.options = options
+        self._transport = transport  # tests: an httpx.MockTransport under the retry policy
+        self.policy = RetryPolicy(retries=options.retries, base_delay=options.backoff_base)
+        self._environ = environ
+        self._hosts: dict[str, HostClient] = {}
+        self._lock = threading.Lock()
+
+    # -- host clients ------------------------------------------------------------------------
+    def host(self, registry: str) -> HostClient:
+        with self._lock:
+            found = self._hosts.get(registry)
+            if found is None:
+                found = self._hosts[registry] = self._open_host(registry)
+        return found
+
+    def credentials_for(self, registry: str) -> Credentials | None:
+        if not self.options.use_docker_config:
+            return resolve_credentials(registry, explicit=self.options.credentials, environ={},
+                                       config=DockerConfig(Path(os.devnull), {}))
+        kwargs: dict[str, Any] = {"explicit": self.options.credentials}
+        if self._environ is not None:
+            kwargs["environ"] = self._environ
+        return resolve_credentials(registry, **kwargs)
+
+    def _verify(self, registry: str) -> ssl.SSLContext | bool:
+        if self.options.skip_tls_verify:
+            return False
+        context = ssl.create_default_context()
+        ca_file = self.options.ca_files.get(registry) or self.options.ca_files.get(api_host(registry))
+        if ca_file:
+            try:
+                context.load_verify_locations(cafile=ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise RegistryError(f"cannot load the CA certificate {ca_file} for {registry}: {exc}") from None
+        return context
+
+    def _open_host(self, registry: str) -> HostClient:
+        host = api_host(registry)
+        auth = RegistryAuth(registry, self.credentials_for(registry))
+        limits = httpx.Limits(max_connections=self.options.push_concurrency + 4,
+                              max_keepalive_connections=self.options.push_concurrency + 4)
+        inner = self._transport or httpx.HTTPTransport(verify=self._verify(registry), limits=limits)
+        client = httpx.Client(
+            transport=RetryTransport(inner, self.policy), auth=auth, follow_redirects=True,
+            timeout=httpx.Timeout(self.options.timeout, connect=self.options.connect_timeout),
+            headers={"User-Agent": self.options.user_agent},
+        )
+        insecure = registry in self.options.insecure_registries or host in self.options.insecure_registries
+        base = f"http://{host}" if insecure else f"https://{host}"
+        if not insecure and is_loopback(host):
+            base = self._probe_scheme(client, host, registry)
+        return HostClient(registry, client, base, auth)
+
+    def _probe_scheme(self, client: httpx.Client, host: str, registry: str) -> str:
+        """HTTPS if the loopback registry speaks it, else plain HTTP (docker's rule for local registries)."""
+        request = client.build_request("GET", f"https://{host}/v2/", extensions={PING: True, CONTEXT: registry})
+        try:
+            client.send(request).close()
+            return f"https://{host}"
+        except httpx.TransportError as exc:
+            if _untrusted_certificate(exc):
+                # It speaks TLS: falling back to HTTP would only hide the real problem.
+                return f"https://{host}"
+            if not caused_by(exc, ssl.SSLError):
+                # Refused or timed out: nothing learnt about the scheme; not cached, asked again next time.
+                raise RegistryUnreachableError(f"cannot reach {registry}: {_describe(exc)}") from None
+            log.debug("%s: no HTTPS (%s); using plain HTTP as docker does for loopback registries", host, exc)
+            return f"http://{host}"
+
+    def close(self) -> None:
+        with self._lock:
+            for host in self._hosts.values():
+                host.client.close()
+            self._hosts.clear()
+
+    # -- requests ----------------------------------------------------------------------------
+    def url(self, ref: Reference, path: str) -> str:
+        """An absolute URL (a `Location` header) as is, a relative one resolved, else ``/v2/REPO/PATH``."""
+        base = self.host(ref.registry).base_url
+        if path.startswith(("http://", "https://")):
+            return path
+        if path.startswith("/"):
+            return base + path
+        return f"{base}/v2/{ref.repository}/{path}"
+
+    def build(self, ref: Reference, method: str, path: str, *, action: str, extra_scopes: tuple[str, ...] = (),
+              retry_safe: bool = False, **kwargs: Any) -> httpx.Request:
+        host = self.host(ref.registry)
+        scopes = merge_scopes((repository_scope(ref.repository, ACTION_SCOPES[action]),), extra_scopes)
+        extensions: dict[str, Any] = {SCOPES: scopes, CONTEXT: ref.context(action)}
+        if retry_safe:
+            extensions[RETRY_SAFE] = True
+        return host.client.build_request(method, self.url(ref, path), extensions=extensions, **kwargs)
+
+    def send(self, ref: Reference, request: httpx.Request, *, ok: Collection[int], action: str,
+             stream: bool = False, what: str | None = None) -> httpx.Response:
+        """Send; a status outside `ok` raises `RegistryError` (body read, response closed)."""
+        client = self.host(ref.registry).client
+        try:
+            response = client.send(request, stream=stream)
+        except httpx.TransportError as exc:
+            raise RegistryUnreachableError(f"cannot reach {ref.registry} for {what or ref.context(action)}: "
+                                           f"{_describe(exc)}") from None
+        if response.status_code not in ok:
+            try:
+                raise self._error(ref, response, what or ref.context(action), action)
+            finally:
+                response.close()
+        return response
+
+    def _error(self, ref: Reference, response: httpx.Response, context: str, action: str) -> RegistryError:
+        if response.status_code in (401, 403):
+            context = ref.context(action)  # auth is about the repository and action, not the blob
+        error = RegistryError.from_response(response, context)
+        if response.status_code == 401:
+            auth = self.host(ref.registry).auth
+            challenges = parse_challenges(response.headers.get("www-authenticate", ""))
+            if any(c.params.get("error") == "insufficient_scope" for c in challenges):
+                # Authenticated, but the token lacks the action: a permission problem, not a password one.
+                error.args = (f"denied: requested access to the resource is denied for {context}{auth.who_denied()}",)
+            else:
+                error.args = (str(error) + auth.who(),)
+        elif response.status_code == 403:
+            error.args = (str(error) + self.host(ref.registry).auth.who_denied(),)
+        return error
+
+    def call(self, ref: Reference, method: str, path: str, *, action: str, ok: Collection[int] = (200,),
+             extra_scopes: tuple[str, ...] = (), retry_safe: bool = False, what: str | None = None,
+             **kwargs: Any) -> httpx.Response:
+        """Build, send and read a small response (manifests, tags, upload bookkeeping)."""
+        request = self.build(ref, method, path, action=action, extra_scopes=extra_scopes, retry_safe=retry_safe,
+                             **kwargs)
+        return self.send(ref, request, ok=ok, action=action, what=what)
+
+    @contextmanager
+    def stream(self, ref: Reference, method: str, path: str, *, action: str, ok: Collection[int] = (200,),
+               what: str | None = None, **kwargs: Any) -> Iterator[httpx.Response]:
+        """Like `call`, but the body is left unread for streaming; closed on exit."""
+        request = self.build(ref, method, path, action=action, **kwargs)
+        response = self.send(ref, request, ok=ok, action=action, stream=True, what=what)
+        try:
+            yield response
+        finally:
+            response.close()
+
+
+def _untrusted_certificate(exc: BaseException) -> bool:
+    return caused_by(exc, ssl.SSLCertVerificationError)
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    text = (str(exc) or type(exc).__name__).splitlines()[0][:200]
+    if _untrusted_certificate(exc):
+        text += " (give its CA with --registry-certificate HOST=PATH, or use --skip-tls-verify)"
+    return text
+

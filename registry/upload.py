@@ -1,0 +1,185 @@
+"""Uploading one blob: monolithic (POST + PUT) when small, chunked PATCHes when large.
+
+The body streams from the blob's file; nothing is held whole in memory (a
+chunk is sent as a bounded stream too). A streamed body cannot be replayed by
+the transport, so a failed upload is retried here under the same
+`RetryPolicy`: a chunked upload asks the registry how much it has (``GET`` on
+the session: ``Range: 0-N``) and resumes there; otherwise, or when the
+session is gone, it starts over from a fresh session.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+import httpx
+
+from oci.digest import CHUNK, Digest
+from registry.errors import AuthError, RegistryError, RegistryUnreachableError
+from registry.progress import NullProgress, Progress
+from registry.reference import Reference
+from registry.session import Session
+
+__all__ = ["Blob", "cancel_upload", "start_upload", "upload_blob", "upload_location"]
+
+log = logging.getLogger(__name__)
+
+_RANGE_RE = re.compile(r"(?:bytes=)?(\d+)-(\d+)")
+_OCTET = "application/octet-stream"
+
+
+class Blob(Protocol):
+    """What an upload needs of a blob (a `Layer` is one; so is a config held in memory)."""
+
+    @property
+    def digest(self) -> Digest: ...
+    @property
+    def size(self) -> int: ...
+    def open_compressed(self) -> BinaryIO: ...
+
+
+def upload_location(response: httpx.Response, ref: Reference) -> str:
+    location: str | None = response.headers.get("location")
+    if not location:
+        raise RegistryError(f"the registry answered {response.status_code} without a Location for {ref.context('push')}")
+    return location
+
+
+def start_upload(session: Session, ref: Reference) -> str:
+    """POST to open an upload session; returns its Location (absolute or relative)."""
+    response = session.call(ref, "POST", "blobs/uploads/", action="push", ok=(202,), retry_safe=True,
+                            headers={"Content-Length": "0"}, what=f"upload to {ref.context('push')}")
+    return upload_location(response, ref)
+
+
+def cancel_upload(session: Session, ref: Reference, location: str) -> None:
+    """DELETE an upload session we will not use (best effort: registries expire them anyway)."""
+    try:
+        session.call(ref, "DELETE", location, action="push", ok=(200, 202, 204, 404))
+    except RegistryError as exc:
+        log.debug("cancelling an upload session of %s: %s", ref.name, exc)
+
+
+def _body(stream: BinaryIO, length: int, progress: Progress, key: str) -> Iterator[bytes]:
+    remaining = length
+    while remaining > 0:
+        data = stream.read(min(CHUNK, remaining))
+        if not data:
+            raise RegistryError(f"blob {key} ended {remaining} bytes short of its declared size")
+        remaining -= len(data)
+        progress.advance(key, len(data))
+        yield data
+
+
+def _with_digest(session: Session, ref: Reference, location: str, digest: Digest) -> httpx.URL:
+    return httpx.URL(session.url(ref, location)).copy_add_param("digest", str(digest))
+
+
+def _put_whole(session: Session, ref: Reference, blob: Blob, location: str, progress: Progress) -> None:
+    key = str(blob.digest)
+    with blob.open_compressed() as stream:
+        request = session.build(ref, "PUT", str(_with_digest(session, ref, location, blob.digest)), action="push",
+                                content=_body(stream, blob.size, progress, key),
+                                headers={"Content-Type": _OCTET, "Content-Length": str(blob.size)})
+        session.send(ref, request, ok=(201, 204), action="push", what=f"blob {blob.digest.short} to {ref.context('push')}")
+
+
+def _skip(stream: BinaryIO, offset: int) -> None:
+    try:
+        stream.seek(offset)
+        return
+    except (OSError, AttributeError, ValueError):
+        pass
+    remaining = offset
+    while remaining > 0:
+        data = stream.read(min(CHUNK, remaining))
+        if not data:
+            raise RegistryError(f"blob ended before byte {offset} while resuming an upload")
+        remaining -= len(data)
+
+
+def _upload_status(session: Session, ref: Reference, location: str) -> tuple[str, int]:
+    """Where the registry's session is and how many bytes it holds (``Range: 0-N`` means N+1)."""
+    response = session.call(ref, "GET", location, action="push", ok=(204, 200))
+    match = _RANGE_RE.search(response.headers.get("range", ""))
+    return response.headers.get("location") or location, (int(match.group(2)) + 1 if match else 0)
+
+
+@dataclass
+class _Cursor:
+    """Where a chunked upload stands: updated after every accepted PATCH, so a failure resumes from there."""
+
+    location: str | None = None
+    offset: int = 0
+
+
+def _patch_chunks(session: Session, ref: Reference, blob: Blob, cursor: _Cursor, chunk_size: int,
+                  progress: Progress) -> None:
+    key = str(blob.digest)
+    assert cursor.location is not None
+    with blob.open_compressed() as stream:
+        _skip(stream, cursor.offset)
+        while cursor.offset < blob.size:
+            length = min(chunk_size, blob.size - cursor.offset)
+            request = session.build(ref, "PATCH", cursor.location, action="push",
+                                    content=_body(stream, length, progress, key),
+                                    headers={"Content-Type": _OCTET, "Content-Length": str(length),
+                                             "Content-Range": f"{cursor.offset}-{cursor.offset + length - 1}"})
+            response = session.send(ref, request, ok=(202, 204), action="push",
+                                    what=f"blob {blob.digest.short} to {ref.context('push')}")
+            cursor.location = response.headers.get("location") or cursor.location
+            cursor.offset += length
+
+
+def _finish_chunked(session: Session, ref: Reference, blob: Blob, location: str) -> None:
+    session.call(ref, "PUT", str(_with_digest(session, ref, location, blob.digest)), action="push", ok=(201, 204),
+                 headers={"Content-Length": "0"}, what=f"blob {blob.digest.short} to {ref.context('push')}")
+
+
+def _retryable(exc: Exception, auth_retried: bool) -> bool:
+    if isinstance(exc, (httpx.TransportError, RegistryUnreachableError)):
+        return True
+    if isinstance(exc, AuthError):
+        return exc.status == 401 and not auth_retried  # a token expired under a streamed body: once
+    return isinstance(exc, RegistryError) and exc.temporary
+
+
+def upload_blob(session: Session, ref: Reference, blob: Blob, *, location: str | None = None,
+                progress: Progress | None = None) -> None:
+    """Upload `blob` into `ref`'s repository, from `location` (an open session) or a new one."""
+    progress = progress or NullProgress()
+    chunked = blob.size > session.options.chunk_threshold
+    cursor = _Cursor(location)
+    attempt, auth_retried = 0, False
+    while True:
+        try:
+            cursor.location = cursor.location or start_upload(session, ref)
+            if not chunked:
+                _put_whole(session, ref, blob, cursor.location, progress)
+                return
+            _patch_chunks(session, ref, blob, cursor, session.options.chunk_size, progress)
+            _finish_chunked(session, ref, blob, cursor.location)
+            return
+        except Exception as exc:
+            if attempt >= session.policy.retries or not _retryable(exc, auth_retried):
+                raise
+            auth_retried = auth_retried or isinstance(exc, AuthError)
+            session.policy.wait(attempt, getattr(exc, "retry_after", None),
+                                f"upload of {blob.digest.short} to {ref.name} ({exc})")
+            attempt += 1
+            cursor = _resume_point(session, ref, cursor.location if chunked else None)
+
+
+def _resume_point(session: Session, ref: Reference, location: str | None) -> _Cursor:
+    """Continue a chunked session where the registry says it is, else start a fresh one."""
+    if location is None:
+        return _Cursor()
+    try:
+        return _Cursor(*_upload_status(session, ref, location))
+    except (RegistryError, httpx.TransportError) as exc:
+        log.debug("upload session of %s is gone (%s); starting a new one", ref.name, exc)
+        return _Cursor()
