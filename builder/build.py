@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.dockerignore import load_ignore
-from builder.layer_cache import LayerCache
+from builder.layer_cache import CACHE_STEPS_ANNOTATION, LayerCache, encode_steps
 from builder.image import render_manifest, timestamp
 from builder.options import BuildOptions
 from builder.output import BuiltImage, deliver
@@ -77,6 +77,8 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
     try:
         cache = LayerCache(options.cache, _cache_repo(options), client=client, store=store,
                            platform=options.platform, epoch=options.source_date_epoch)
+        for source in options.cache.cache_from:
+            cache.add_source(parse_reference(source))
         session = BuildSession(options=options, client=client, store=store, work_dir=work_dir,
                                ignore=load_ignore(options.context, options.dockerfile), cache=cache)
         result = None
@@ -92,8 +94,9 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
             labels = {**(state.config.config.labels or {}), **options.labels}
             state = state.with_config(state.config.with_container(labels=labels))
         created = timestamp(options.source_date_epoch)
+        annotations = {CACHE_STEPS_ANNOTATION: encode_steps(result.step_keys)} if options.cache.enabled else None
         manifest_raw, config_raw, media_type = render_manifest(
-            state, oci=options.output.manifest_format == "oci", created=created)
+            state, oci=options.output.manifest_format == "oci", created=created, annotations=annotations)
         image = BuiltImage(state, manifest_raw, media_type, config_raw)
         cache.wait()  # cached layers are then in the cache repo, and the push mounts them from there
         pushed = deliver(image, options.output, client)

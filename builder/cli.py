@@ -14,10 +14,11 @@ from typing import Any
 
 import click
 
-from builder.layer_cache import CacheOptions, parse_duration
+from builder.layer_cache import CacheOptions
 from builder.options import BuildOptions, OutputOptions, default_cache_dir
 from oci.errors import WharfieError
 from oci.models import Platform, host_platform
+from registry.cleanup import parse_age
 
 __all__ = ["cli", "main"]
 
@@ -108,6 +109,9 @@ def cli() -> None:
 @click.option("--skip-tls-verify", is_flag=True, help="Do not verify registries' TLS certificates.")
 @click.option("--registry-certificate", "certs", multiple=True, help="HOST=PATH of a CA bundle for that registry.")
 @click.option("--push-retry", type=int, default=3, show_default=True, help="Retries of a failed registry request.")
+@click.option("--push-concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="Blobs uploaded at once.")
+@click.option("--registry-mirror", "mirrors", multiple=True, help="Mirror tried before docker.io (repeatable).")
 @click.option("--digest-file", type=click.Path(dir_okay=False), help="Write the pushed image's digest here.")
 @click.option("--image-name-with-digest-file", type=click.Path(dir_okay=False),
               help="Write REF@DIGEST for each destination here.")
@@ -124,6 +128,8 @@ def cli() -> None:
               "or $CI_REGISTRY_IMAGE/cache in GitLab CI).")
 @click.option("--cache-ttl", default="336h", show_default=True, help="Cache entries older than this are rebuilt.")
 @click.option("--no-push-cache", is_flag=True, help="Read the layer cache but store nothing in it.")
+@click.option("--cache-from", "cache_from", multiple=True,
+              help="An image built with --cache whose layers may be reused (repeatable).")
 @click.option("--cache-copy-layers", is_flag=False, flag_value="true", default="true", hidden=True)
 @click.option("--cache-run-layers", is_flag=False, flag_value="true", default="true", hidden=True)
 @click.option("--verbosity", "-v", type=click.Choice(["debug", "info", "warn", "error"]), default="info")
@@ -154,9 +160,10 @@ def build(**kw: Any) -> None:
         network="none" if kw["network"] == "none" else "host",
         cache_dir=Path(kw["cache_dir"]) if kw["cache_dir"] else default_cache_dir(),
         cache=CacheOptions(enabled=_truthy(kw["cache"], "--cache"), repo=kw["cache_repo"],
-                           ttl_seconds=parse_duration(kw["cache_ttl"]), push=not kw["no_push_cache"],
+                           ttl_seconds=int(parse_age(kw["cache_ttl"]).total_seconds()), push=not kw["no_push_cache"],
                            cache_copy_layers=_truthy(kw["cache_copy_layers"], "--cache-copy-layers"),
-                           cache_run_layers=_truthy(kw["cache_run_layers"], "--cache-run-layers")),
+                           cache_run_layers=_truthy(kw["cache_run_layers"], "--cache-run-layers"),
+                           cache_from=tuple(kw["cache_from"])),
         quiet=kw["quiet"],
     )
     from registry.reference import parse_reference
@@ -167,7 +174,8 @@ def build(**kw: Any) -> None:
     from builder.registry_setup import registry_client
 
     client = registry_client(insecure=kw["insecure"], insecure_destinations=kw["destinations"] if kw["insecure_all"] else (),
-                             skip_tls_verify=kw["skip_tls_verify"], certificates=kw["certs"], retries=kw["push_retry"])
+                             skip_tls_verify=kw["skip_tls_verify"], certificates=kw["certs"], retries=kw["push_retry"],
+                             push_concurrency=kw["push_concurrency"], mirrors=kw["mirrors"], quiet=kw["quiet"])
     result = build_image(options, client=client)
     click.echo(result.summary())
 

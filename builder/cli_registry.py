@@ -200,6 +200,28 @@ def cleanup(repository: str, name_regex_delete: str, name_regex_keep: str | None
         click.echo(f"Nothing to delete in {repo.name}")
 
 
+@click.group("cache")
+def cache_group() -> None:
+    """The remote layer cache of `wharfie build --cache`."""
+
+
+@cache_group.command("prune")
+@click.argument("cache_repository")
+@click.option("--older-than", required=True, help="Delete entries created longer ago than this (14d, 336h).")
+@click.option("--dry-run", is_flag=True, help="Print what would be deleted; delete nothing.")
+@registry_flags
+def cache_prune(cache_repository: str, older_than: str, dry_run: bool, **kw: Any) -> None:
+    """Delete CACHE_REPOSITORY's entries older than --older-than (a cleanup policy over every tag)."""
+    repo = parse_reference(cache_repository).repo_ref
+    policy = CleanupPolicy(".*", None, None, parse_age(older_than))
+    with _client(kw) as client:
+        doomed = run_cleanup(client.session, repo, policy, dry_run=dry_run)
+    verb = "Would delete" if dry_run else "Deleted"
+    for tag in doomed:
+        click.echo(f"{verb} cache entry {repo.name}:{tag.name}")
+    click.echo(f"{len(doomed)} cache entries {'to delete' if dry_run else 'deleted'} in {repo.name}")
+
+
 @click.command()
 @click.argument("reference")
 @click.option("--tar-path", type=click.Path(dir_okay=False), help="Write a docker tarball (docker load) here.")
@@ -224,5 +246,5 @@ def pull(reference: str, tar_path: str | None, oci_layout_path: str | None, plat
     click.echo(f"{ref.familiar}: {image.manifest_digest}")
 
 
-REGISTRY_COMMANDS: list[click.Command] = [login, logout, tags, inspect, cleanup, pull]
+REGISTRY_COMMANDS: list[click.Command] = [login, logout, tags, inspect, cleanup, pull, cache_group]
 

@@ -49,7 +49,8 @@ def add_history(state: ImageState, history: History) -> ImageState:
     return replace(state, config=replace(state.config, history=(*state.config.history, history)))
 
 
-def render_manifest(state: ImageState, *, oci: bool, created: str | None) -> tuple[bytes, bytes, str]:
+def render_manifest(state: ImageState, *, oci: bool, created: str | None,
+                    annotations: dict[str, str] | None = None) -> tuple[bytes, bytes, str]:
     """Serialise config and manifest; returns (manifest bytes, config bytes, manifest media type).
 
     A Docker schema 2 manifest cannot name zstd layers, so any zstd layer forces OCI.
@@ -62,6 +63,7 @@ def render_manifest(state: ImageState, *, oci: bool, created: str | None) -> tup
         media_type=mt.OCI_MANIFEST if oci else mt.DOCKER_MANIFEST,
         config=Descriptor(mt.OCI_CONFIG if oci else mt.DOCKER_CONFIG, Digest.of_bytes(config_raw), len(config_raw)),
         layers=tuple(Descriptor(_layer_type(layer.media_type, oci), layer.digest, layer.size) for layer in state.layers),
+        annotations=annotations if oci and annotations else None,
     )
     return manifest.to_bytes(), config_raw, manifest.media_type
 

@@ -15,6 +15,7 @@ permission, unreachable) is switched off with one warning.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,22 +33,20 @@ from registry.client import RegistryClient
 from registry.errors import RegistryError
 from registry.reference import Reference
 
-__all__ = ["CacheOptions", "CacheHit", "LayerCache", "parse_duration"]
+__all__ = ["CacheOptions", "CacheHit", "LayerCache", "CACHE_STEPS_ANNOTATION", "encode_steps"]
 
 log = logging.getLogger("wharfie")
 
 _DIFF_ID = "io.wharfie.cache.diff-id"
 _CREATED = "org.opencontainers.image.created"
 _KEY = "io.wharfie.cache.key"
+# On images built with --cache: which layer each filesystem step's key produced,
+# so the image itself can serve as a cache source (--cache-from).
+CACHE_STEPS_ANNOTATION = "io.wharfie.cache.steps"
 
 
-def parse_duration(text: str) -> int:
-    """Seconds in `336h`, `14d`, `90m`, `30s` (kaniko's and GitLab's spellings)."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    number, unit = text[:-1], text[-1:]
-    if unit not in units or not number.isdigit():
-        raise WharfieError(f"invalid duration {text!r}: expected a number followed by s, m, h, d or w")
-    return int(number) * units[unit]
+def encode_steps(steps: Sequence[tuple[str, int]]) -> str:
+    return json.dumps([[key, index] for key, index in steps], separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,7 @@ class CacheOptions:
     push: bool = True
     cache_run_layers: bool = True
     cache_copy_layers: bool = True
+    cache_from: tuple[str, ...] = ()  # images built with --cache whose layers may serve as hits
 
 
 @dataclass(frozen=True)
@@ -78,12 +78,37 @@ class LayerCache:
         self._readable = options.enabled and repo is not None
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cache-store")
         self._pending: list[tuple[str, Future[None]]] = []
+        self._from_images: dict[str, CacheHit] = {}
 
     @property
     def active(self) -> bool:
-        return self._readable
+        return self._readable or bool(self._from_images)
+
+    def add_source(self, ref: Reference) -> None:
+        """Use an image built with --cache as a source of hits (`--cache-from`); a missing one is a warning."""
+        try:
+            resolved = self.client.resolve_image(ref, self.platform)
+        except WharfieError as exc:
+            log.warning("warning: --cache-from %s ignored: %s", ref, exc)
+            return
+        raw = (resolved.manifest.annotations or {}).get(CACHE_STEPS_ANNOTATION)
+        if raw is None:
+            log.warning("warning: --cache-from %s ignored: it was not built with --cache", ref)
+            return
+        created = resolved.config.created or ""
+        layers, diff_ids = resolved.manifest.layers, resolved.config.diff_ids
+        for key, index in json.loads(raw):
+            layer = None
+            if 0 <= index < len(layers):
+                desc = layers[index]
+                layer = RemoteLayer(Descriptor(desc.media_type, desc.digest, desc.size), diff_ids[index],
+                                    resolved.source, self.client, self.store)
+            self._from_images.setdefault(key, CacheHit(layer, created))
 
     def lookup(self, key: str) -> CacheHit | None:
+        if key in self._from_images:
+            log.info("  cache hit %s (--cache-from)", key[:12])
+            return self._from_images[key]
         if not self._readable or self.repo is None:
             return None
         ref = self.repo.with_tag(key)

@@ -132,3 +132,30 @@ def test_read_only_cache_repo_still_builds(registry_token: Registry, token_accou
     assert result.returncode == 0, result.stderr
     assert "could not store cache entry" in result.stderr
     assert job.password not in result.stdout + result.stderr
+
+
+def test_cache_from_an_image_built_with_cache(registry_open: Registry, busybox_ref: str, context: Path,
+                                              tmp_path: Path) -> None:
+    host = registry_open.host
+    _build(context, host, busybox_ref, "cache/from-src", tmp_path / "c1", "--no-push-cache")
+    assert _tags(registry_open, "cache/from-src/cache") == set(), "--no-push-cache stores nothing"
+    # Another repository, an empty cache repo: only the --cache-from image can give hits.
+    again = _build(context, host, busybox_ref, "cache/from-dst", tmp_path / "c2",
+                   "--cache-from", f"{host}/cache/from-src:latest", "--cache-repo", f"{host}/cache/empty-cache")
+    assert again.stderr.count("(--cache-from)") == FS_STEPS
+
+
+def test_cache_prune_deletes_old_entries(registry_open: Registry, busybox_ref: str, context: Path,
+                                         tmp_path: Path) -> None:
+    host = registry_open.host
+    _build(context, host, busybox_ref, "cache/prune", tmp_path / "c1")
+    repo = f"{host}/cache/prune/cache"
+    assert len(_tags(registry_open, "cache/prune/cache")) == FS_STEPS
+    dry = run_wharfie("cache", "prune", repo, "--older-than", "0s", "--dry-run", "--insecure-registry", host)
+    assert dry.returncode == 0, dry.stderr
+    assert len(_tags(registry_open, "cache/prune/cache")) == FS_STEPS
+    kept = run_wharfie("cache", "prune", repo, "--older-than", "14d", "--insecure-registry", host)
+    assert kept.returncode == 0 and len(_tags(registry_open, "cache/prune/cache")) == FS_STEPS
+    pruned = run_wharfie("cache", "prune", repo, "--older-than", "0s", "--insecure-registry", host)
+    assert pruned.returncode == 0, pruned.stderr
+    assert _tags(registry_open, "cache/prune/cache") == set()
