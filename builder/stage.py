@@ -24,6 +24,7 @@ from builder.base import DEFAULT_PATH, materialize, pull_base, scratch_state
 from builder.cache_key import sources_digest, start_key, step_key
 from builder.config_steps import CONFIG_INSTRUCTIONS, StageFlags, apply_config_step, command_argv
 from builder.copy import CopyOptions, copy_into, make_parents, safe_join, select_sources
+from builder.dockerfile import parse_trigger
 from builder.globmatch import match_path
 from builder.heredoc import heredoc_run
 from builder.history import BUILDKIT_COMMENT, run_created_by
@@ -50,6 +51,7 @@ class StageResult:
     rootfs: Path | None  # extracted tree, when some step needed it
     scope: Scope  # variables at the end of the stage: a stage built FROM this one starts with them
     key: str  # the cache key of its last step: what a COPY --from of this stage depends on
+    step_keys: tuple[tuple[str, int], ...] = ()  # (key, layer index or -1) of each filesystem step
 
 
 class StageBuilder:
@@ -62,6 +64,7 @@ class StageBuilder:
         self.flags = StageFlags()
         self.key = ""
         self.cache_hitting = True  # lookups stop at the first miss
+        self.step_keys: list[tuple[str, int]] = []
         self.state = self._base_state()
         parent = session.results[stage.base_stage].scope if stage.base_stage is not None else None
         self.scope = plan.initial_scope(stage, self.state.config.config.env or (), parent)
@@ -103,7 +106,7 @@ class StageBuilder:
 
     # -- the loop -------------------------------------------------------------
     def run(self) -> StageResult:
-        for instr in self.stage.instructions:
+        for instr in (*self._onbuild_triggers(), *self.stage.instructions):
             self.session.log.info("%s", instr.original or instr.keyword)
             try:
                 self.step(instr)
@@ -116,7 +119,17 @@ class StageBuilder:
             except WharfieError as exc:
                 raise WharfieError(f"{self._where(instr)}: {exc}") from None
         return StageResult(self.stage.index, self.stage.name, self.state, self.rootfs if self.extracted else None,
-                           self.scope, self.key)
+                           self.scope, self.key, tuple(self.step_keys))
+
+    def _onbuild_triggers(self) -> list[ins.Instruction]:
+        """The base's ONBUILD triggers run first, then are cleared, as BuildKit does (for a
+        base image and for a stage of this Dockerfile alike)."""
+        triggers = self.state.config.config.on_build
+        if not triggers:
+            return []
+        self.state = self.state.with_config(self.state.config.with_container(on_build=None))
+        line = self.stage.from_instr.line
+        return [parse_trigger(text, line=line, filename=self.session.options.dockerfile.name) for text in triggers]
 
     def _where(self, instr: ins.Instruction) -> str:
         return f"{self.session.options.dockerfile.name}:{instr.line}"
@@ -162,7 +175,11 @@ class StageBuilder:
             self.session.log.info("  layer %s (%d changes, %d bytes)", layer.digest.short, len(changes), layer.size)
         history = self._history(created_by, empty=layer is None)
         self.state = append_layer(self.state, layer, history) if layer else add_history(self.state, history)
+        self._record_step(layer is not None)
         self.session.cache.store_entry(self.key, layer, history)
+
+    def _record_step(self, made_layer: bool) -> None:
+        self.step_keys.append((self.key, len(self.state.layers) - 1 if made_layer else -1))
 
     def _reuse_cached(self, created_by: str) -> bool:
         if not self.cache_hitting:
@@ -181,6 +198,7 @@ class StageBuilder:
                 self._extract_onto(hit.layer)
         else:
             self.state = add_history(self.state, history)
+        self._record_step(hit.layer is not None)
         return True
 
     def _extract_onto(self, layer: Layer) -> None:
