@@ -16,7 +16,7 @@ from builder.image import ImageState
 from layers.extract import extract_layer
 from oci.blobstore import BlobStore
 from oci.digest import Digest
-from oci.layer import Layer
+from oci.layer import DescribedLayer, Layer
 from oci.errors import WharfieError
 from oci.models import ContainerConfig, Descriptor, ImageConfig, Platform
 from registry.client import RegistryClient
@@ -30,7 +30,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)
-class RemoteLayer:
+class RemoteLayer(DescribedLayer):
     """A layer in a registry repository, fetched into the blob store on first open."""
 
     descriptor: Descriptor
@@ -38,18 +38,6 @@ class RemoteLayer:
     reference: Reference
     client: RegistryClient
     store: BlobStore
-
-    @property
-    def digest(self) -> Digest:
-        return self.descriptor.digest
-
-    @property
-    def size(self) -> int:
-        return self.descriptor.size
-
-    @property
-    def media_type(self) -> str:
-        return self.descriptor.media_type
 
     def open_compressed(self) -> BinaryIO:
         if not self.store.has(self.digest):

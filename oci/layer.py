@@ -16,7 +16,7 @@ from oci.blobstore import BlobStore
 from oci.digest import Digest
 from oci.models import Descriptor
 
-__all__ = ["Layer", "StoredLayer"]
+__all__ = ["Layer", "DescribedLayer", "StoredLayer"]
 
 
 @runtime_checkable
@@ -32,13 +32,10 @@ class Layer(Protocol):
     def open_compressed(self) -> BinaryIO: ...
 
 
-@dataclass(frozen=True)
-class StoredLayer:
-    """A layer whose compressed blob is in a local `BlobStore`."""
+class DescribedLayer:
+    """The `Layer` properties that come from a descriptor; subclasses say how to open the blob."""
 
     descriptor: Descriptor
-    diff_id: Digest
-    store: BlobStore
 
     @property
     def digest(self) -> Digest:
@@ -51,6 +48,15 @@ class StoredLayer:
     @property
     def media_type(self) -> str:
         return self.descriptor.media_type
+
+
+@dataclass(frozen=True)
+class StoredLayer(DescribedLayer):
+    """A layer whose compressed blob is in a local `BlobStore`."""
+
+    descriptor: Descriptor
+    diff_id: Digest
+    store: BlobStore
 
     def open_compressed(self) -> BinaryIO:
         return self.store.open(self.digest)
