@@ -8,6 +8,7 @@ ever reading them.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -66,9 +67,21 @@ def pull_base(name: str, *, client: RegistryClient, platform: Platform, store: B
     return ImageState(config=config, layers=layers, source_repositories=(ref,)), ref, resolved.manifest_digest
 
 
+def _prefetch(layers: tuple[Layer, ...]) -> None:
+    """Download the layers that are not local yet, several at once (extraction stays in order)."""
+    remote = [layer for layer in layers if isinstance(layer, RemoteLayer) and not layer.store.has(layer.digest)]
+    if len(remote) < 2:
+        return
+    with ThreadPoolExecutor(max_workers=min(4, len(remote)), thread_name_prefix="fetch") as pool:
+        for future in [pool.submit(layer.client.download_blob, layer.reference, layer.descriptor, layer.store)
+                       for layer in remote]:
+            future.result()
+
+
 def materialize(state: ImageState, rootfs: Path) -> None:
     """Extract every layer of `state` onto an empty `rootfs`, in order."""
     rootfs.mkdir(parents=True, exist_ok=True)
+    _prefetch(state.layers)
     for layer in state.layers:
         log.info("extracting %s", layer.digest.short)
         with layer.open_compressed() as blob:

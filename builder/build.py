@@ -99,7 +99,7 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
             state, oci=options.output.manifest_format == "oci", created=created, annotations=annotations)
         image = BuiltImage(state, manifest_raw, media_type, config_raw)
         cache.wait()  # cached layers are then in the cache repo, and the push mounts them from there
-        pushed = deliver(image, options.output, client)
+        pushed = deliver(image, options.output, client, mount_sources=(cache.repo,) if cache.repo else ())
         return BuildResult(image, pushed)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)

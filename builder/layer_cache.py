@@ -28,7 +28,7 @@ from oci.blobstore import BlobStore
 from oci.digest import Digest
 from oci.errors import WharfieError
 from oci.layer import Layer
-from oci.models import Descriptor, History, ImageConfig, Manifest, Platform
+from oci.models import ContainerConfig, Descriptor, History, ImageConfig, Manifest, Platform
 from registry.client import RegistryClient
 from registry.errors import RegistryError
 from registry.reference import Reference
@@ -143,17 +143,23 @@ class LayerCache:
         age = _dt.datetime.now(_dt.timezone.utc) - when
         return age.total_seconds() > self.options.ttl_seconds
 
-    def store_entry(self, key: str, layer: Layer | None, history: History) -> None:
-        """Push the step's result to `CACHE_REPO:KEY` in the background."""
+    def store_entry(self, key: str, layer: Layer | None, history: History, inputs: dict[str, str]) -> None:
+        """Push the step's result to `CACHE_REPO:KEY` in the background.
+
+        `inputs` (the previous key, the instruction) are recorded as labels of
+        the entry's config, so a surprising miss can be explained later.
+        """
         if not (self.options.enabled and self.options.push and self.repo is not None):
             return
-        self._pending.append((key, self._pool.submit(self._push, key, layer, history)))
+        self._pending.append((key, self._pool.submit(self._push, key, layer, history, inputs)))
 
-    def _push(self, key: str, layer: Layer | None, history: History) -> None:
+    def _push(self, key: str, layer: Layer | None, history: History, inputs: dict[str, str]) -> None:
         assert self.repo is not None
         layers: Sequence[Layer] = (layer,) if layer is not None else ()
+        labels = {f"io.wharfie.cache.{name}": value for name, value in inputs.items()}
         config = ImageConfig(architecture=self.platform.architecture, os=self.platform.os,
                              variant=self.platform.variant, created=timestamp(None),
+                             config=ContainerConfig(labels={_KEY: key, **labels}),
                              diff_ids=tuple(l.diff_id for l in layers), history=(history,))
         config_raw = config.to_bytes()
         manifest = Manifest(

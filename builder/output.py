@@ -36,7 +36,8 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def deliver(image: BuiltImage, output: OutputOptions, client: RegistryClient) -> list[str]:
+def deliver(image: BuiltImage, output: OutputOptions, client: RegistryClient,
+            mount_sources: tuple[Reference, ...] = ()) -> list[str]:
     """Push to every destination and write the requested files; returns `REF@DIGEST` per destination."""
     destinations = [parse_reference(d) for d in output.destinations]
     pushed: list[str] = []
@@ -46,7 +47,8 @@ def deliver(image: BuiltImage, output: OutputOptions, client: RegistryClient) ->
                            layers=image.state.layers, tag=destinations[0].tag if destinations else "latest")
         log.info("wrote OCI layout %s", output.oci_layout_path)
     if destinations and not output.no_push:
-        mounts: list[Reference] = [r for r in image.state.source_repositories if isinstance(r, Reference)]
+        # Layers stored in the cache repository while building are mounted from there, not uploaded again.
+        mounts = [r for r in (*image.state.source_repositories, *mount_sources) if isinstance(r, Reference)]
         client.push_image(destinations, image.manifest_raw, image.manifest_media_type, image.config_raw,
                           image.state.layers, mount_sources=mounts)
         pushed = [f"{d.name}@{image.digest}" for d in destinations]

@@ -29,7 +29,10 @@ from builder.globmatch import match_path
 from builder.heredoc import heredoc_run
 from builder.history import BUILDKIT_COMMENT, run_created_by
 from builder.image import ImageState, add_history, append_layer, timestamp
-from builder.sandbox import SANDBOX_IGNORED, Bind, RunFailed, RunSpec, run_in_sandbox
+from builder.rootless import chown_hint
+from builder.run_mounts import RunMounts
+from builder.run_step import run_step
+from builder.sandbox import SANDBOX_IGNORED, RunFailed, RunSpec
 from builder.session import BuildSession
 from builder.stages import BuildPlan, Scope, Stage
 from builder.userdb import resolve_chown, resolve_exec_user
@@ -63,6 +66,7 @@ class StageBuilder:
         self.extracted = False
         self.flags = StageFlags()
         self.key = ""
+        self.previous_key = ""
         self.cache_hitting = True  # lookups stop at the first miss
         self.step_keys: list[tuple[str, int]] = []
         self.state = self._base_state()
@@ -137,6 +141,7 @@ class StageBuilder:
     def step(self, instr: ins.Instruction) -> None:
         expanded = self.plan.expand(instr, self.scope)
         sources = self._sources_identity(expanded) if isinstance(expanded, (ins.COPY, ins.ADD)) else ""
+        self.previous_key = self.key
         self.key = step_key(self.key, expanded, args=self.scope.args, env=self.scope.env, sources=sources)
         self.session.log.debug("  cache key %s", self.key)
         # advance() expands ENV itself, so it gets the raw instruction (no double expansion).
@@ -176,7 +181,8 @@ class StageBuilder:
         history = self._history(created_by, empty=layer is None)
         self.state = append_layer(self.state, layer, history) if layer else add_history(self.state, history)
         self._record_step(layer is not None)
-        self.session.cache.store_entry(self.key, layer, history)
+        self.session.cache.store_entry(self.key, layer, history,
+                                       {"previous-key": self.previous_key, "instruction": created_by})
 
     def _record_step(self, made_layer: bool) -> None:
         self.step_keys.append((self.key, len(self.state.layers) - 1 if made_layer else -1))
@@ -245,28 +251,28 @@ class StageBuilder:
 
     def _run(self, instr: ins.RUN) -> None:
         config = self.state.config.config
-        if instr.is_exec:
-            argv = tuple(instr.command)
-        else:
-            plan = heredoc_run(str(instr.command), instr.heredocs)
-            if plan.executable is not None:
-                raise DockerfileError("RUN with a #! heredoc is not supported yet", line=instr.line)
-            argv = command_argv(plan.script or "", False, config.shell)
-        scope = list(self.scope.arg_values().items())
+        argv = _run_argv(instr, config.shell)
+        created_by = run_created_by(argv, list(self.scope.arg_values().items()))
+        if self._reuse_cached(created_by):
+            return
         env = self.plan.run_env(self.scope)
         env.setdefault("PATH", DEFAULT_PATH)
-        network = instr.network or self.session.options.network
-        if instr.mounts:
-            raise DockerfileError("RUN --mount is not supported yet", line=instr.line)
-
-        def execute(rootfs: Path) -> None:
-            user = resolve_exec_user(rootfs, config.user)
-            env.setdefault("HOME", user.home)
-            spec = RunSpec(root=rootfs, argv=list(argv), env=env, cwd=config.working_dir or "/", uid=user.uid,
-                           gid=user.gid, groups=list(user.groups), network="none" if network == "none" else "host")
-            run_in_sandbox(spec, output=None if self.session.options.quiet else _print_step_output)
-
-        self._snapshot_step(execute, run_created_by(argv, scope), ignore=SANDBOX_IGNORED)
+        options = self.session.options
+        network = instr.network or options.network
+        rootfs = self.ensure_rootfs()
+        user = resolve_exec_user(rootfs, config.user)
+        env.setdefault("HOME", user.home)
+        workdir = config.working_dir or "/"
+        with tempfile.TemporaryDirectory(dir=self.session.work_dir, prefix="run-") as tmp:
+            scratch = Path(tmp)
+            mounts = RunMounts(instr.mounts, workdir=workdir, context=options.context, cache_root=options.cache_dir,
+                               secrets={s.id: s for s in options.secrets}, scratch=scratch,
+                               stage_root=lambda name: self._from_root(name, scratch, instr))
+            with mounts as resolved:
+                spec = RunSpec(root=rootfs, argv=list(argv), env={**env, **resolved.env}, cwd=workdir, uid=user.uid,
+                               gid=user.gid, groups=list(user.groups), network="none" if network == "none" else "host",
+                               binds=tuple(resolved.binds), tmpfs=tuple(resolved.tmpfs))
+                _run_and_commit(self, spec, created_by, scratch)
 
     def _copy(self, instr: ins.COPY | ins.ADD) -> None:
         what = f"{instr.keyword}"
@@ -381,3 +387,49 @@ def _one_line(text: str) -> str:
 
 def _print_step_output(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+# -- RUN (builder/run_step.py runs it; these only connect it to the stage) ------
+def _run_argv(instr: ins.RUN, shell: tuple[str, ...] | None) -> tuple[str, ...]:
+    if instr.is_exec:
+        return tuple(instr.command)
+    plan = heredoc_run(str(instr.command), instr.heredocs)
+    if plan.executable is not None:
+        raise DockerfileError("RUN with a #! heredoc is not supported yet", line=instr.line)
+    return tuple(command_argv(plan.script or "", False, shell))
+
+
+def _run_and_commit(builder: StageBuilder, spec: RunSpec, created_by: str, scratch: Path) -> None:
+    """Run the step, then write its changes as a layer (what `_snapshot_step` does after its walk)."""
+    session, options = builder.session, builder.session.options
+    ignore = (*SANDBOX_IGNORED, *options.ignore_paths)
+    runner = _in_place_runner(builder) if options.isolation.mode == "in-place" else None
+    if runner is not None:
+        ignore = (*ignore, *runner.ignore)
+    layer = None
+    try:
+        with run_step(spec, isolation=options.isolation, scratch=scratch, ignore=ignore,
+                      snapshot_mode=options.snapshot_mode, output=None if options.quiet else _print_step_output,
+                      runner=runner) as outcome:
+            if outcome.changes:
+                output = options.output
+                layer = write_layer(outcome.changes, outcome.source_root, session.store,
+                                    compression=output.compression, level=output.compression_level,
+                                    epoch=options.source_date_epoch, oci=output.manifest_format == "oci")
+    except RunFailed as exc:
+        hint = chown_hint(options.isolation.mapping) if options.isolation.rootless else None
+        if hint and any("Invalid argument" in line or "cannot switch to uid" in line for line in exc.tail):
+            exc.tail.append(hint)
+        raise
+    # From here on as `_snapshot_step` after its walk: history, the step's record, the cache entry.
+    if layer is not None:
+        session.log.info("  layer %s (%d changes, %d bytes)", layer.digest.short, len(outcome.changes), layer.size)
+    history = builder._history(created_by, empty=layer is None)
+    builder.state = append_layer(builder.state, layer, history) if layer else add_history(builder.state, history)
+    builder._record_step(layer is not None)
+    session.cache.store_entry(builder.key, layer, history,
+                              {"previous-key": builder.previous_key, "instruction": created_by})
+
+
+def _in_place_runner(builder: StageBuilder) -> InPlaceRunner | None:
+    return None

@@ -9,6 +9,7 @@ of one digest write the same bytes.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from contextlib import contextmanager
@@ -42,6 +43,22 @@ class BlobStore:
 
     def size(self, digest: Digest) -> int:
         return self.path(digest).stat().st_size
+
+    @contextmanager
+    def lock(self, digest: Digest) -> Iterator[None]:
+        """Hold an exclusive per-blob lock, so two builds on one runner fetch a blob once.
+
+        Correctness never depends on it (rename is atomic); it only saves the
+        second download.
+        """
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / f"{digest.algorithm}-{digest.hex}", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextmanager
     def writer(self, expected: Digest | None = None, *, what: str = "blob") -> Iterator[BlobWriter]:

@@ -117,9 +117,13 @@ def _receive(session: Session, ref: Reference, descriptor: Descriptor, writer: B
 def download_blob(session: Session, ref: Reference, descriptor: Descriptor, store: BlobStore, *,
                   progress: Progress | None = None) -> Path:
     """Fetch a blob into `store` (verified, atomic); a no-op if it is already there."""
-    if store.has(descriptor.digest):
-        return store.path(descriptor.digest)
-    progress = progress or NullProgress()
+    with store.lock(descriptor.digest):
+        if not store.has(descriptor.digest):
+            _download(session, ref, descriptor, store, progress or NullProgress())
+    return store.path(descriptor.digest)
+
+
+def _download(session: Session, ref: Reference, descriptor: Descriptor, store: BlobStore, progress: Progress) -> None:
     key = str(descriptor.digest)
     progress.start(key, descriptor.digest.short, descriptor.size)
     attempt = 0
@@ -141,4 +145,3 @@ def download_blob(session: Session, ref: Reference, descriptor: Descriptor, stor
             session.policy.wait(attempt, None, f"download of {descriptor.digest.short}")
             attempt += 1
     progress.finish(key, "downloaded")
-    return store.path(descriptor.digest)

@@ -1,0 +1,59 @@
+"""The cache key function: what changes a key and what must not."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from builder import instructions as ins
+from builder.cache_key import sources_digest, start_key, step_key
+from oci.models import Platform
+
+BASE = start_key("sha256:" + "a" * 64, Platform("linux", "amd64"))
+COPY = ins.COPY(line=3, original="COPY app/ /app/", sources=("app/",), dest="/app/")
+
+
+def key(instr: ins.Instruction = COPY, *, args=(("A", "1"),), env=(("PATH", "/bin"),), sources="s") -> str:
+    return step_key(BASE, instr, args=args, env=env, sources=sources)
+
+
+def test_same_inputs_same_key_and_line_numbers_do_not_count() -> None:
+    assert key() == key()
+    assert key(replace(COPY, line=30, end_line=30, original="COPY  app/  /app/")) == key()
+
+
+def test_every_input_changes_the_key() -> None:
+    variants = {
+        "chown flag": key(replace(COPY, chown="1000:1000")),
+        "chmod flag": key(replace(COPY, chmod="0755")),
+        "destination": key(replace(COPY, dest="/srv/")),
+        "arg value": key(args=(("A", "2"),)),
+        "new arg": key(args=(("A", "1"), ("B", "x"))),
+        "env": key(env=(("PATH", "/usr/bin"),)),
+        "sources": key(sources="other"),
+        "previous": step_key(start_key("scratch", Platform()), COPY, args=(("A", "1"),), env=(("PATH", "/bin"),),
+                             sources="s"),
+        "platform": step_key(start_key("sha256:" + "a" * 64, Platform("linux", "arm64")), COPY,
+                             args=(("A", "1"),), env=(("PATH", "/bin"),), sources="s"),
+    }
+    assert key() not in variants.values()
+    assert len(set(variants.values())) == len(variants)
+
+
+def test_sources_digest_sees_content_and_mode_not_mtime(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    target = tmp_path / "dir" / "f.txt"
+    target.write_text("one")
+    first = sources_digest(tmp_path, [tmp_path / "dir"])
+    os.utime(target, (1, 1))
+    assert sources_digest(tmp_path, [tmp_path / "dir"]) == first
+    target.chmod(0o600)
+    second = sources_digest(tmp_path, [tmp_path / "dir"])
+    assert second != first
+    target.write_text("two")
+    assert sources_digest(tmp_path, [tmp_path / "dir"]) != second
+    before_ignored = sources_digest(tmp_path, [tmp_path / "dir"])
+    (tmp_path / "dir" / "ignored").write_text("x")
+    assert sources_digest(tmp_path, [tmp_path / "dir"], lambda rel: rel.endswith("ignored")) == before_ignored
+    assert sources_digest(tmp_path, [tmp_path / "dir"]) != before_ignored
