@@ -230,3 +230,13 @@ def test_reproducible_builds_give_equal_digests(registry_open: Registry, busybox
         assert result.returncode == 0, result.stderr
         digests.append((tmp_path / f"d{run}").read_text())
     assert digests[0].startswith("sha256:") and digests[0] == digests[1]
+
+
+def test_from_by_digest(registry_open: Registry, busybox_ref: str, tmp_path: Path) -> None:
+    digest = skopeo_inspect(busybox_ref, ["--tls-verify=false"])["Digest"]
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {busybox_ref.rsplit(':', 1)[0]}@{digest}\nRUN echo ok > /ok\n")
+    result = _build(context, "--no-push", "--insecure-registry", registry_open.host, cache=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("built sha256:")
