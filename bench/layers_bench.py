@@ -128,7 +128,7 @@ def bench_writer(name: str, tree: Path, work: Path) -> list[tuple[str, ...]]:
     return rows
 
 
-def bench_extract(name: str, tree: Path, work: Path) -> tuple[str, ...]:
+def bench_extract(name: str, tree: Path, work: Path) -> list[tuple[str, ...]]:
     store = work / "store-extract"
     written = run_child(CHILD_WRITE.format(repo=str(REPO), store=str(store), tree=str(tree), compression="gzip",
                                            level=None))
@@ -137,9 +137,13 @@ def bench_extract(name: str, tree: Path, work: Path) -> tuple[str, ...]:
     result = run_child(CHILD_EXTRACT.format(repo=str(REPO), blob=str(blob), out=str(out)))
     mb = tar_size(tree) / 1e6
     shutil.rmtree(out)
+    out.mkdir()
+    gnu_seconds = time_shell(f"tar -xzf {blob} -C {out}")
+    shutil.rmtree(out)
     shutil.rmtree(store)
-    return (name, "wharfie extract (gzip)", f"{result['seconds']:.2f}", f"{mb / result['seconds']:.0f}", "-",
-            f"{result['rss_mb']:.0f}")
+    return [(name, "GNU tar -xzf", f"{gnu_seconds:.2f}", f"{mb / gnu_seconds:.0f}", "-", "-"),
+            (name, "wharfie extract (gzip)", f"{result['seconds']:.2f}", f"{mb / result['seconds']:.0f}", "-",
+             f"{result['rss_mb']:.0f}")]
 
 
 def bench_snapshots(work: Path) -> list[tuple[str, ...]]:
@@ -161,7 +165,7 @@ def bench_snapshots(work: Path) -> list[tuple[str, ...]]:
         (lower / "d1/f1").write_bytes(b"changed")
         changes = diff(before, Snapshot.take(lower))
         walk_seconds = time.perf_counter() - start
-        rows.append((f"{files} files, 1 changed", "walk snapshot (take+take+diff)", f"{walk_seconds:.3f}", "-",
+        rows.append((f"{files} files, 1 changed", "walk snapshot (take+take+diff)", f"{walk_seconds:.4f}", "-",
                      f"{len(changes)} changes", "-"))
         if can_overlay:
             upper, ovl_work, merged = work / "upper", work / "ovl-work", work / "merged"
@@ -176,7 +180,7 @@ def bench_snapshots(work: Path) -> list[tuple[str, ...]]:
             start = time.perf_counter()
             changes = changes_from_upper(upper, [lower])
             rows.append((f"{files} files, 1 changed", "overlay snapshot (read upper)",
-                         f"{time.perf_counter() - start:.3f}", "-", f"{len(changes)} changes", "-"))
+                         f"{time.perf_counter() - start:.4f}", "-", f"{len(changes)} changes", "-"))
     return rows
 
 
@@ -199,8 +203,8 @@ def main() -> None:
     make_source_tree(source_tree, 200 * 1000 * 1000)
     rows = bench_writer("2000 x 100 KiB random", random_tree, work)
     rows += bench_writer("200 MB source files", source_tree, work)
-    rows.append(bench_extract("2000 x 100 KiB random", random_tree, work))
-    rows.append(bench_extract("200 MB source files", source_tree, work))
+    rows += bench_extract("2000 x 100 KiB random", random_tree, work)
+    rows += bench_extract("200 MB source files", source_tree, work)
     if not args.skip_big:
         make_random_tree(big_tree, 20, 100 << 20)
         store = work / "store-big"

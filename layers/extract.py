@@ -41,6 +41,9 @@ _ZEROS = bytes(CHUNK)
 _HOLE_MIN = 4096  # zero runs shorter than a block are written, not skipped
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+MAX_METADATA_RECORD = 1 << 20  # Go's archive/tar limit too: no sane name or xattr set comes near it
+_METADATA_TYPES = frozenset({tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                             tarfile.GNUTYPE_LONGLINK})
 
 
 def extract_layer(
@@ -74,9 +77,19 @@ def extract_layer(
         extractor.finish()
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """Refuses oversized metadata records: tarfile reads a PAX or GNU long-name record whole."""
+
+    def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _METADATA_TYPES and self.size > MAX_METADATA_RECORD:
+            raise WharfieError(f"corrupt layer: a {self.size}-byte header record (limit {MAX_METADATA_RECORD})")
+        return super()._proc_member(tar)  # type: ignore[misc, no-any-return]
+
+
 def _members(stream: BinaryIO) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
     try:
-        with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape") as tar:
+        with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape",
+                          tarinfo=_BoundedTarInfo) as tar:
             while (member := tar.next()) is not None:
                 yield member, tar
                 # tarfile keeps every member it has read; forget them, or memory grows with the layer.
@@ -108,6 +121,9 @@ class _Extractor:
         if base.startswith(WHITEOUT_PREFIX):
             self._whiteout(parts, member.name)
             return
+        if not _supported(member):
+            log.warning("skipping layer entry %r of unsupported type %r", member.name, member.type)
+            return
         parent_fd, parent = self._root.parent(parts, create=True, name=member.name)
         rel = "/".join((*parent, base))
         self._remember_parent_times(parent_fd, parent)
@@ -121,11 +137,7 @@ class _Extractor:
             self._restorer.apply(parent_fd, base, rel, member)
         elif member.islnk():
             self._make_hardlink(parent_fd, base, member)
-        elif member.ischr() or member.isblk() or member.isfifo():
-            if not self._make_node(parent_fd, base, rel, member):
-                return
-        else:
-            log.warning("skipping layer entry %r of unsupported type %r", member.name, member.type)
+        elif not self._make_node(parent_fd, base, rel, member):
             return
         self._mark_upper(rel)
 
@@ -266,6 +278,10 @@ class _Extractor:
         while rel and rel not in self._upper:
             self._upper.add(rel)
             rel = rel.rpartition("/")[0]
+
+
+def _supported(member: tarfile.TarInfo) -> bool:
+    return member.isdir() or member.isreg() or member.issym() or member.islnk() or member.isdev()
 
 
 def _remove(parent_fd: int, base: str, st: os.stat_result) -> None:

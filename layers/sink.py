@@ -4,9 +4,11 @@ The tar writer hands over chunks; this hashes them (the diff_id is the sha256
 of the uncompressed tar) and, in a second thread, compresses them and writes
 the result to the blob store's writer, which hashes and counts the compressed
 bytes on the way to disk. hashlib, ISA-L and zstd all release the GIL, so on
-two cores hashing and compression overlap (measured: a 200 MB incompressible
-layer goes from about 1.0 s to about 0.6 s). The queue between the threads is
-bounded, so memory stays a few MiB whatever the layer size.
+two cores reading and hashing overlap compression. Measured on this 2-core VM,
+best of three, whole `write_tree_layer`, gzip (isal 2): 2000 x 100 KiB random
+files 1.69 s in one thread -> 1.23 s with two; 200 MB of source files 1.41 s
+-> 0.99 s. The queue between the threads is bounded (8 chunks of about 1 MiB),
+so memory stays flat whatever the layer size (35 MB peak RSS for 2 GiB).
 """
 
 from __future__ import annotations

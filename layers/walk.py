@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Literal, NamedTuple
 from layers.changes import Change, path_key
 from layers.fsmeta import FileType, file_type, read_xattrs
 
-__all__ = ["FileState", "Snapshot", "SnapshotMode", "diff"]
+__all__ = ["FileState", "Snapshot", "SnapshotMode", "diff", "mount_points"]
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,9 @@ def _walk(top: str, prefix: str, skip: frozenset[str], hash_content: bool) -> It
         try:
             scanner = os.scandir(directory)
         except FileNotFoundError:
-            log.debug("directory vanished during the walk: %s", directory)
+            if directory == top:
+                raise
+            log.debug("directory vanished during the walk: %s", directory)  # a step's process still running
             continue
         with scanner:
             for entry in scanner:
@@ -176,3 +179,28 @@ def _under(path: str, dirs: set[str]) -> bool:
             return True
         parent = parent.rpartition("/")[0]
     return False
+
+
+def mount_points(root: Path, mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+    """Relative paths of the mounts strictly below `root`: volumes, /proc, /sys, secrets...
+
+    What a build running in place (kaniko-style, root = "/") must leave out of
+    its snapshots, since none of it belongs to the image.
+    """
+    top = os.path.realpath(root)
+    found = []
+    with open(mountinfo, encoding="utf-8", errors="surrogateescape") as handle:
+        for line in handle:
+            fields = line.split(" ")
+            if len(fields) < 5:
+                continue
+            point = _unescape_mountinfo(fields[4])
+            rel = os.path.relpath(point, top)
+            if rel != "." and not rel.startswith(".."):
+                found.append(rel)
+    return sorted(set(found), key=path_key)
+
+
+def _unescape_mountinfo(text: str) -> str:
+    # The kernel writes space, tab, newline and backslash as \ooo octal escapes.
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)

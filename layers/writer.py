@@ -58,11 +58,10 @@ class LayerEntry:
     def tar_name(self) -> str:
         if self.kind == "path":
             return self.name
-        parent, _, base = self.name.rpartition("/")
-        marker = OPAQUE_MARKER if self.kind == "opaque" else WHITEOUT_PREFIX + base
         if self.kind == "opaque":
-            return f"{self.name}/{marker}"
-        return f"{parent}/{marker}" if parent else marker
+            return f"{self.name}/{OPAQUE_MARKER}"
+        parent, _, base = self.name.rpartition("/")
+        return f"{parent}/{WHITEOUT_PREFIX}{base}" if parent else WHITEOUT_PREFIX + base
 
     @property
     def sort_key(self) -> tuple[str, ...]:
@@ -134,13 +133,18 @@ def write_layer(
     return StoredLayer(Descriptor(media_type, blob.digest, blob.size), diff_id, store)
 
 
-def write_tree_layer(root: Path, store: BlobStore, **options: object) -> StoredLayer:
-    """Write every path under `root` as one layer (COPY into scratch, base image creation).
-
-    Takes the same keyword options as `write_layer`.
-    """
+def write_tree_layer(
+    root: Path,
+    store: BlobStore,
+    *,
+    compression: str = "gzip",
+    level: int | None = None,
+    epoch: int | None = None,
+    oci: bool = True,
+) -> StoredLayer:
+    """Write every path under `root` (not `root` itself) as one layer: COPY into scratch, base images."""
     changes = [Change(path, "add") for path in _all_paths(os.fspath(root))]
-    return write_layer(changes, Path(root), store, **options)  # type: ignore[arg-type]
+    return write_layer(changes, Path(root), store, compression=compression, level=level, epoch=epoch, oci=oci)
 
 
 def _all_paths(root: str) -> Iterator[str]:

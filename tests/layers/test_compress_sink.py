@@ -89,3 +89,11 @@ def test_sink_reports_a_failing_target() -> None:
         for _ in range(64):
             sink.write(bytes(1 << 20))
         sink.close()
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd", "none"])
+def test_closing_the_reader_leaves_the_source_open(kind: str) -> None:
+    source = io.BytesIO(compress(kind))
+    with open_decompressed(source, "auto") as stream:
+        stream.read(10)  # stop early, as an extractor failing on a hostile entry does
+    assert not source.closed

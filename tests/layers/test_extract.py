@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -196,3 +197,58 @@ def test_large_layer_memory_is_bounded(tmp_path: Path) -> None:
     tracemalloc.stop()
     # The set of created paths stays (opaque whiteouts need it); TarInfo objects (~1 KiB each) must not.
     assert peak < 4 << 20
+
+
+def test_gnu_sparse_archive(tmp_path: Path) -> None:
+    """GNU tar's PAX sparse format (1.0) is read, and holes stay holes."""
+    source = tmp_path / "src"
+    source.mkdir()
+    with open(source / "sparse", "wb") as handle:
+        handle.write(b"start")
+        handle.seek(64 << 20)
+        handle.write(b"end")
+    archive = tmp_path / "sparse.tar"
+    subprocess.run(["tar", "--sparse", "--format=posix", "-cf", str(archive), "-C", str(source), "sparse"],
+                   check=True)
+    out = tmp_path / "out"
+    with open(archive, "rb") as blob:
+        extract_layer(blob, out)
+    data = (out / "sparse").read_bytes()
+    assert data[:5] == b"start" and data[-3:] == b"end" and len(data) == (64 << 20) + 3
+    assert os.stat(out / "sparse").st_blocks * 512 < 4 << 20
+
+
+UNPRIVILEGED_SCRIPT = """
+import json, sys, tarfile
+sys.path[:0] = {paths!r}
+from layertools import make_tar, member
+from layers.extract import extract_layer
+ro = member("ro", "d"); ro.mode = 0o555
+secret = member("ro/secret", mode=0o000)
+owned = member("owned"); owned.uid, owned.gid = 1000, 1001
+suid = member("suid", mode=0o4755)
+owners = {{}}
+extract_layer(make_tar((ro, None), (secret, b"s"), (owned, b"o"), (suid, b"x")), {out!r},
+              compression="none", owners=owners)
+print(json.dumps(owners, sort_keys=True))
+"""
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to drop its capabilities")
+def test_unprivileged_extraction_records_owners_and_survives_read_only_dirs(tmp_path: Path) -> None:
+    """As root without capabilities (no CAP_CHOWN, no CAP_DAC_OVERRIDE), like an unprivileged CI job."""
+    out = tmp_path / "out"
+    paths = [str(Path(__file__).parent), str(Path(__file__).parents[2])]
+    script = UNPRIVILEGED_SCRIPT.format(paths=paths, out=str(out))
+    result = subprocess.run(["setpriv", "--inh-caps=-all", "--bounding-set=-all", sys.executable, "-c", script],
+                            check=False, capture_output=True, text=True)
+    if result.returncode and "setpriv" in result.stderr:
+        pytest.skip(f"cannot drop capabilities here: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+    assert "cannot set ownership" in result.stderr
+    owners = json.loads(result.stdout.strip().splitlines()[-1])
+    assert owners["owned"] == [1000, 1001]
+    assert stat.S_IMODE(os.stat(out / "ro").st_mode) == 0o555
+    assert (out / "ro/secret").read_bytes() == b"s"
+    assert stat.S_IMODE(os.stat(out / "suid").st_mode) == 0o4755
+    assert os.stat(out / "owned").st_uid == 0

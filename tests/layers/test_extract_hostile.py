@@ -133,3 +133,11 @@ def test_corrupt_layer_is_a_clear_error(box: tuple[Path, Path]) -> None:
 
     with pytest.raises(WharfieError, match="corrupt layer|ended after"):
         extract_layer(io.BytesIO(data), root, compression="none")
+
+
+def test_oversized_pax_record_is_refused_before_it_is_read(box: tuple[Path, Path]) -> None:
+    root, _ = box
+    info, data = f("x")
+    info.pax_headers["comment"] = "x" * (2 << 20)
+    with pytest.raises(WharfieError, match="header record"):
+        apply_all(root, [[(info, data)]])

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from layers.changes import Change
-from layers.walk import Snapshot, diff
+from layers.walk import Snapshot, diff, mount_points
 
 
 def tree(root: Path) -> Path:
@@ -108,3 +108,19 @@ def test_sorted_by_components(tmp_path: Path) -> None:
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text("x")
     assert [c.path for c in diff(before, Snapshot.take(tmp_path))] == ["a", "a/b", "a-b", "a.b"]
+
+
+def test_mount_points_below_root(tmp_path: Path) -> None:
+    info = tmp_path / "mountinfo"
+    info.write_text(
+        "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+        "30 22 0:5 / /proc rw - proc proc rw\n"
+        "31 22 0:6 / /work/cache\\040dir rw - tmpfs tmpfs rw\n"
+        "32 22 0:7 / /workspace rw - tmpfs tmpfs rw\n"
+    )
+    assert mount_points(Path("/"), str(info)) == ["proc", "work/cache dir", "workspace"]
+    assert mount_points(Path("/work"), str(info)) == ["cache dir"]
+
+
+def test_mount_points_of_this_machine_include_proc() -> None:
+    assert "proc" in mount_points(Path("/"))
