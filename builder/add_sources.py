@@ -73,7 +73,7 @@ def unpack_archive(path: Path, kind: str, dest: Path) -> None:
     """Unpack the archive into `dest` with the layer extractor's path safety."""
     dest.mkdir(parents=True, exist_ok=True)
     with _open_archive(path, kind) as stream:
-        extract_layer(stream, dest, compression="none")
+        extract_layer(stream, dest, compression="none", whiteouts=False)
 
 
 def download(url: str, directory: Path, *, checksum: str | None, what: str) -> Path:

@@ -22,7 +22,7 @@ import os
 import shutil
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, BinaryIO, Self
 
@@ -53,21 +53,28 @@ def extract_layer(
     compression: str = "auto",
     same_owner: bool | None = None,
     owners: dict[str, tuple[int, int]] | None = None,
+    whiteouts: bool = True,
+    select: Callable[[str], bool] | None = None,
 ) -> None:
     """Apply the layer in `blob` (compressed or not) onto the directory `root` (created if missing).
 
     `same_owner`: apply the entries' uid/gid (default: when running as root).
     Ownership that is not applied is recorded in `owners` (relative path ->
-    (uid, gid)) when a dict is given. Raises `UnsafePathError` for entries
-    that try to leave the root, `WharfieError` for a corrupt layer.
+    (uid, gid)) when a dict is given. `whiteouts=False` unpacks a plain archive
+    (ADD): `.wh.*` names are ordinary files there. `select`, given an entry's
+    relative path, says whether to extract it at all (a partial tree for a
+    `COPY --from`). Raises `UnsafePathError` for entries that try to leave
+    the root, `WharfieError` for a corrupt layer.
     """
     if same_owner is None:
         same_owner = os.geteuid() == 0
     Path(root).mkdir(parents=True, exist_ok=True)
     restorer = MetadataRestorer(same_owner=same_owner, owners=owners)
-    with open_decompressed(blob, compression) as stream, _Extractor(root, restorer) as extractor:
+    with open_decompressed(blob, compression) as stream, _Extractor(root, restorer, whiteouts) as extractor:
         try:
             for member, tar in _members(stream):
+                if select is not None and not select("/".join(clean_entry_name(member.name))):
+                    continue
                 try:
                     extractor.apply(member, tar)
                 except OSError as exc:
@@ -99,8 +106,9 @@ def _members(stream: BinaryIO) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFil
 
 
 class _Extractor:
-    def __init__(self, root: Path, restorer: MetadataRestorer) -> None:
+    def __init__(self, root: Path, restorer: MetadataRestorer, whiteouts: bool = True) -> None:
         self._root = RootDir(root)
+        self._whiteouts = whiteouts
         self._restorer = restorer
         self._upper: set[str] = set()  # resolved paths this layer created, and their ancestors
         self._dir_meta: dict[str, tuple[int | None, int]] = {}  # dir -> (mode or None, mtime_ns), applied last
@@ -118,7 +126,7 @@ class _Extractor:
                 raise UnsafePathError(f"layer entry {member.name!r}: refusing to change the type of the root")
             return
         base = parts[-1]
-        if base.startswith(WHITEOUT_PREFIX):
+        if self._whiteouts and base.startswith(WHITEOUT_PREFIX):
             self._whiteout(parts, member.name)
             return
         if not _supported(member):

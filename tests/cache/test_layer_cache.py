@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures.readback import run_wharfie
+from fixtures.readback import read_back, run_wharfie, tree_of
 from fixtures.registry import Registry
 
 DOCKERFILE = """\
@@ -159,3 +159,26 @@ def test_cache_prune_deletes_old_entries(registry_open: Registry, busybox_ref: s
     pruned = run_wharfie("cache", "prune", repo, "--older-than", "0s", "--insecure-registry", host)
     assert pruned.returncode == 0, pruned.stderr
     assert _tags(registry_open, "cache/prune/cache") == set()
+
+
+def test_copy_from_a_cached_stage_extracts_only_what_it_copies(registry_open: Registry, busybox_ref: str,
+                                                               tmp_path: Path) -> None:
+    ctx = tmp_path / "multi"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "ARG BASE\n"
+        "FROM $BASE AS builder\n"
+        "RUN mkdir -p /out /junk && echo artifact > /out/app && head -c 100000 /dev/zero > /junk/big\n"
+        "FROM $BASE\n"
+        "ARG FLAVOUR=a\n"
+        "RUN echo $FLAVOUR > /flavour\n"
+        "COPY --from=builder /out/app /usr/local/bin/app\n"
+    )
+    host = registry_open.host
+    _build(ctx, host, busybox_ref, "cache/multi", tmp_path / "c1")
+    second = _build(ctx, host, busybox_ref, "cache/multi", tmp_path / "c2", "--build-arg", "FLAVOUR=b")
+    assert "extracted only out/app of builder" in second.stderr
+    image = read_back(f"{host}/cache/multi:latest", tmp_path / "rb", ["--src-tls-verify=false"])
+    tree = tree_of(image.rootfs)
+    assert tree["usr/local/bin/app"][4] == "artifact\n" and tree["flavour"][4] == "b\n"
+    assert "junk/big" not in tree
