@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fixtures.baseimage import push_busybox  # noqa: E402
-from fixtures.registry import Registry  # noqa: E402
+from fixtures.baseimage import push_busybox
+from fixtures.registry import Registry
 
 W1 = """\
 ARG BASE

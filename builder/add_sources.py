@@ -13,18 +13,20 @@ import email.utils
 import lzma
 import os
 import posixpath
+import stat
 import urllib.parse
 from pathlib import Path
 from typing import BinaryIO
 
 import httpx
 
+from builder.copy import make_parents, safe_join
 from layers.compress import open_decompressed, sniff_compression
 from layers.extract import extract_layer
 from oci.digest import CHUNK, Digest, Hasher
 from oci.errors import WharfieError
 
-__all__ = ["is_url", "archive_kind", "unpack_archive", "download"]
+__all__ = ["archive_kind", "download", "is_url", "unpack_archive"]
 
 
 def is_url(source: str) -> bool:
@@ -69,11 +71,37 @@ def _open_archive(path: Path, kind: str) -> BinaryIO:
     return open_decompressed(raw, kind)
 
 
-def unpack_archive(path: Path, kind: str, dest: Path) -> None:
-    """Unpack the archive into `dest` with the layer extractor's path safety."""
-    dest.mkdir(parents=True, exist_ok=True)
+def unpack_archive(path: Path, kind: str, dest: Path, *, owner: tuple[int, int] | None = None,
+                   rootfs: Path | None = None) -> None:
+    """Unpack the archive into `dest` with the layer extractor's path safety.
+
+    As BuildKit's file backend (unpack) does: `dest` and its missing parents are
+    made 0755 and owned by `owner` (ADD --chown; root without it) before the
+    archive is read, so the archive's own "./" entry does not change them; with
+    `owner` every extracted entry is owned by it too, else entries keep the
+    archive's owners. `.wh.*` names are ordinary files in an archive (moby's
+    archive.Untar), not whiteouts. `rootfs` (the image root holding `dest`)
+    is needed to own created parents; without it they are made root's.
+    """
+    uid, gid = owner or (0, 0)
+    if rootfs is not None:
+        make_parents(rootfs, dest, uid=uid, gid=gid)
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    if not os.path.lexists(dest):
+        dest.mkdir()
+        os.chown(dest, uid, gid)
+        os.chmod(dest, 0o755)
+    unowned: dict[str, tuple[int, int]] | None = {} if owner is not None else None
     with _open_archive(path, kind) as stream:
-        extract_layer(stream, dest, compression="none", whiteouts=False)
+        extract_layer(stream, dest, compression="none", whiteouts=False,
+                      same_owner=False if owner is not None else None, owners=unowned)
+    for rel in unowned or {}:
+        entry = safe_join(dest, rel)  # resolved inside dest: a link in the archive leads nowhere else
+        st = os.lstat(entry)
+        os.lchown(entry, uid, gid)
+        if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o6000:
+            os.chmod(entry, stat.S_IMODE(st.st_mode))  # chown cleared setuid/setgid
 
 
 def download(url: str, directory: Path, *, checksum: str | None, what: str) -> Path:

@@ -8,6 +8,7 @@ ever reading them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +18,13 @@ from builder.image import ImageState
 from layers.extract import extract_layer
 from oci.blobstore import BlobStore
 from oci.digest import Digest
-from oci.layer import DescribedLayer, Layer
 from oci.errors import WharfieError
+from oci.layer import DescribedLayer, Layer
 from oci.models import ContainerConfig, Descriptor, ImageConfig, Platform
 from registry.client import RegistryClient
 from registry.reference import Reference, parse_reference
 
-__all__ = ["RemoteLayer", "scratch_state", "pull_base", "materialize", "DEFAULT_PATH"]
+__all__ = ["DEFAULT_PATH", "RemoteLayer", "materialize", "pull_base", "scratch_state"]
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +79,13 @@ def _prefetch(layers: tuple[Layer, ...]) -> None:
             future.result()
 
 
-def materialize(state: ImageState, rootfs: Path) -> None:
-    """Extract every layer of `state` onto an empty `rootfs`, in order."""
+def materialize(state: ImageState, rootfs: Path, *, select: Callable[[str], bool] | None = None) -> None:
+    """Extract every layer of `state` onto an empty `rootfs`, in order (only `select`ed paths, if given)."""
     rootfs.mkdir(parents=True, exist_ok=True)
     _prefetch(state.layers)
     for layer in state.layers:
         log.info("extracting %s", layer.digest.short)
         with layer.open_compressed() as blob:
-            extract_layer(blob, rootfs)
+            extract_layer(blob, rootfs, select=select)
 
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.dockerignore import load_ignore
-from builder.layer_cache import CACHE_STEPS_ANNOTATION, LayerCache, encode_steps
 from builder.image import render_manifest, timestamp
+from builder.inplace_stage import stage_builder_class
+from builder.layer_cache import CACHE_STEPS_ANNOTATION, LayerCache, encode_steps
 from builder.options import BuildOptions
 from builder.output import BuiltImage, deliver
 from builder.session import BuildSession
-from builder.stage import StageBuilder
 from builder.stages import parse_dockerfile
 from oci.blobstore import BlobStore
 from oci.digest import Digest
@@ -86,7 +86,7 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
             log.warning("warning: %s", warning)
         for stage in plan.needed:
             log.info("stage %d%s", stage.index, f" ({stage.name})" if stage.name else "")
-            result = StageBuilder(session, plan, stage).run()
+            result = stage_builder_class(options.isolation.mode)(session, plan, stage).run()
             session.results[stage.index] = result
         assert result is not None
         state = result.state

@@ -21,14 +21,15 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from builder import instructions as ins
 from oci.digest import CHUNK
 from oci.models import Platform
 
-__all__ = ["start_key", "step_key", "sources_digest", "KEY_VERSION"]
+__all__ = ["KEY_VERSION", "sources_digest", "start_key", "step_key"]
 
 KEY_VERSION = "wharfie-cache-v1"  # bump when the key's inputs change meaning
 _NOT_IN_KEY = {"line", "end_line", "original"}

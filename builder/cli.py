@@ -9,13 +9,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
+from builder.isolation import resolve_isolation
 from builder.layer_cache import CacheOptions
 from builder.options import BuildOptions, OutputOptions, default_cache_dir
+from builder.rootless import enter_user_namespace_if_needed
+from builder.run_mounts import parse_secret_flag
 from oci.errors import WharfieError
 from oci.models import Platform, host_platform
 from registry.cleanup import parse_age
@@ -132,11 +136,20 @@ def cli() -> None:
               help="An image built with --cache whose layers may be reused (repeatable).")
 @click.option("--cache-copy-layers", is_flag=False, flag_value="true", default="true", hidden=True)
 @click.option("--cache-run-layers", is_flag=False, flag_value="true", default="true", hidden=True)
+@click.option("--isolation", type=click.Choice(["auto", "sandbox", "in-place"]), default="auto", show_default=True,
+              help="How RUN steps run: namespaces (rootless when not root), or in this container's own / (kaniko's way).")
+@click.option("--force", is_flag=True, help="Build in place even where no container is detected.")
+@click.option("--secret", "secrets", multiple=True,
+              help="id=NAME,src=PATH or id=NAME,env=VAR: a secret for RUN --mount=type=secret (repeatable).")
+@click.option("--ignore-path", "ignore_paths", multiple=True, help="A path never captured in a layer (repeatable).")
+@click.option("--snapshot-mode", type=click.Choice(["full", "redo", "time"]), default="redo", show_default=True,
+              help="How the walk snapshotter compares files (full: by content).")
 @click.option("--verbosity", "-v", type=click.Choice(["debug", "info", "warn", "error"]), default="info")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result.")
 def build(**kw: Any) -> None:
     """Build CONTEXT's Dockerfile and push the image to every --destination."""
     _setup_logging(kw["verbosity"], kw["quiet"])
+    enter_user_namespace_if_needed(kw["isolation"], sys.argv[1:])
     context = _context_dir(kw["context"], kw["flag_context"])
     if not kw["destinations"] and not kw["no_push"] and not kw["oci_layout_path"]:
         raise click.UsageError("no --destination given: name one, or pass --no-push")
@@ -165,6 +178,10 @@ def build(**kw: Any) -> None:
                            cache_run_layers=_truthy(kw["cache_run_layers"], "--cache-run-layers"),
                            cache_from=tuple(kw["cache_from"])),
         quiet=kw["quiet"],
+        isolation=resolve_isolation(kw["isolation"], force=kw["force"], work_root=Path(tempfile.gettempdir())),
+        secrets=tuple(parse_secret_flag(value) for value in kw["secrets"]),
+        ignore_paths=tuple(kw["ignore_paths"]),
+        snapshot_mode=kw["snapshot_mode"],
     )
     from registry.reference import parse_reference
 

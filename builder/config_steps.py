@@ -8,15 +8,16 @@ dispatch* functions) where the Dockerfile reference is silent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from builder import instructions as ins
 from builder.history import go_quoted_list
 from oci.errors import DockerfileError
 from oci.models import ImageConfig
 
-__all__ = ["StageFlags", "apply_config_step", "command_argv", "CONFIG_INSTRUCTIONS"]
+__all__ = ["CONFIG_INSTRUCTIONS", "StageFlags", "apply_config_step", "command_argv"]
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
 

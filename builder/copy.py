@@ -6,9 +6,13 @@ The rules, from the Dockerfile reference:
 - a directory source copies its contents, not itself;
 - the destination is a directory when it ends with "/", or when there are
   several sources; a relative destination is relative to WORKDIR;
-- files keep their mode; owner is root unless --chown; --chmod sets the mode of
-  every copied file and directory; parent directories that must be created are
-  root-owned 0755; symlinks are copied as links, hardlinks stay linked.
+- files keep their mode; owner is root unless --chown (or, with `keep_owner`,
+  the source's owner: COPY --from); --chmod sets the mode of every copied file
+  and directory below the destination; missing parents, and the destination
+  of a directory's contents, are created 0755 owned by the --chown user (root
+  without one), as BuildKit's fsutil copier does; a source that is itself a
+  symlink is followed, symlinks inside a copied directory are copied as links,
+  hardlinks stay linked.
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable
 
 from oci.errors import WharfieError
 
-__all__ = ["CopyOptions", "select_sources", "copy_into", "safe_join", "has_wildcard"]
+__all__ = ["CopyOptions", "copy_into", "has_wildcard", "safe_join", "select_sources"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,9 @@ class CopyOptions:
     uid: int = 0
     gid: int = 0
     chmod: int | None = None
+    # COPY --from without --chown: entries keep their owners from the source stage or image
+    # (created parents are then root's). From the build context they are root's (uid/gid).
+    keep_owner: bool = False
     # Paths (relative to the source root) to leave out: .dockerignore and --exclude.
     excluded: Callable[[str], bool] | None = None
 
@@ -130,6 +137,11 @@ class _Copier:
             return self.options.chmod
         return stat.S_IMODE(st.st_mode)
 
+    def owner_of(self, st: os.stat_result) -> tuple[int, int]:
+        if self.options.keep_owner:
+            return st.st_uid, st.st_gid
+        return self.options.uid, self.options.gid
+
     def place(self, src: Path, dest: Path) -> None:
         st = os.lstat(src)
         if stat.S_ISDIR(st.st_mode):
@@ -137,19 +149,43 @@ class _Copier:
         else:
             self.entry(src, dest, st)
 
-    def directory(self, src: Path, dest: Path, st: os.stat_result) -> None:
+    def contents(self, src: Path, dest: Path) -> None:
+        """A directory source: its contents into `dest`.
+
+        BuildKit makes a missing `dest` like a missing parent (0755, owned as the
+        copy's parents are) and leaves an existing one as it is: the source
+        directory's own mode and owner, and --chmod, apply only below it.
+        """
         if dest.is_symlink() or (os.path.lexists(dest) and not dest.is_dir()):
             _remove(dest)
         if not os.path.lexists(dest):
+            uid, gid = self.parent_owner()
             dest.mkdir()
-            os.chown(dest, self.options.uid, self.options.gid, follow_symlinks=False)
-            os.chmod(dest, self.mode_of(st))
+            os.chown(dest, uid, gid)
+            os.chmod(dest, 0o755)
+        self.children(src, dest)
+
+    def parent_owner(self) -> tuple[int, int]:
+        return (0, 0) if self.options.keep_owner else (self.options.uid, self.options.gid)
+
+    def children(self, src: Path, dest: Path) -> None:
         for name in sorted(os.listdir(src)):
             child = src / name
             rel = str(child.relative_to(self.src_root))
             if self.options.excluded and self.options.excluded(rel):
                 continue
             self.place(child, dest / name)
+
+    def directory(self, src: Path, dest: Path, st: os.stat_result) -> None:
+        if dest.is_symlink() or (os.path.lexists(dest) and not dest.is_dir()):
+            _remove(dest)
+        if not os.path.lexists(dest):
+            dest.mkdir()
+        # An existing directory below the destination takes the source's metadata (BuildKit's
+        # copier passes overwriteTargetMetadata for everything under the top directory).
+        os.chown(dest, *self.owner_of(st), follow_symlinks=False)
+        os.chmod(dest, self.mode_of(st))
+        self.children(src, dest)
         os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
     def entry(self, src: Path, dest: Path, st: os.stat_result) -> None:
@@ -170,7 +206,7 @@ class _Copier:
             os.mkfifo(dest)
         else:
             raise WharfieError(f"cannot copy {src.relative_to(self.src_root)}: unsupported file type")
-        os.chown(dest, self.options.uid, self.options.gid, follow_symlinks=False)
+        os.chown(dest, *self.owner_of(st), follow_symlinks=False)
         if not stat.S_ISLNK(st.st_mode):
             os.chmod(dest, self.mode_of(st))
         os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
@@ -185,8 +221,12 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def make_parents(rootfs: Path, dest: Path) -> None:
-    """Create missing parents of `dest` root-owned 0755, as docker does."""
+def make_parents(rootfs: Path, dest: Path, *, uid: int = 0, gid: int = 0) -> None:
+    """Create the missing parents of `dest` 0755, owned by uid:gid.
+
+    BuildKit creates them with fsutil's MkdirAll(dir, 0755, chown): owned by the
+    COPY --chown user (root without one), and by the USER for WORKDIR.
+    """
     missing = []
     for parent in dest.parents:
         if parent == rootfs or os.path.lexists(parent):
@@ -194,8 +234,18 @@ def make_parents(rootfs: Path, dest: Path) -> None:
         missing.append(parent)
     for parent in reversed(missing):
         parent.mkdir()
-        os.chown(parent, 0, 0)
+        os.chown(parent, uid, gid)
         os.chmod(parent, 0o755)
+
+
+def _follow_source(src_root: Path, src: Path, what: str) -> Path:
+    """A source that is itself a symlink is followed, inside `src_root` (BuildKit's FollowSymlinks)."""
+    if not src.is_symlink():
+        return src
+    resolved = safe_join(src_root, str(src.relative_to(src_root)), follow_last=True)
+    if not os.path.lexists(resolved):
+        raise WharfieError(f"{what}: source {src.relative_to(src_root)} is a symlink to nothing")
+    return resolved
 
 
 def copy_into(rootfs: Path, src_root: Path, sources: list[Path], dest: str, *, workdir: str,
@@ -208,12 +258,13 @@ def copy_into(rootfs: Path, src_root: Path, sources: list[Path], dest: str, *, w
         raise WharfieError(f"{what}: when using COPY with more than one source file, "
                            "the destination must be a directory and end with a /")
     copier = _Copier(src_root, rootfs, options)
-    for src in sources:
+    uid, gid = copier.parent_owner()
+    for named in sources:
+        src = _follow_source(src_root, named, what)
         if src.is_dir() and not src.is_symlink():
-            place_at = target  # a directory's contents, not the directory itself
-        elif to_dir or target.is_dir():
-            place_at = target / src.name
-        else:
-            place_at = target
-        make_parents(rootfs, place_at)
+            make_parents(rootfs, target, uid=uid, gid=gid)
+            copier.contents(src, target)  # a directory's contents, not the directory itself
+            continue
+        place_at = target / named.name if to_dir or target.is_dir() else target
+        make_parents(rootfs, place_at, uid=uid, gid=gid)
         copier.place(src, place_at)

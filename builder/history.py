@@ -8,9 +8,9 @@ lists (`["a" "b"]`) is BuildKit's, not JSON.
 from __future__ import annotations
 
 import json
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
-__all__ = ["go_quoted_list", "run_created_by", "BUILDKIT_COMMENT"]
+__all__ = ["BUILDKIT_COMMENT", "go_quoted_list", "run_created_by"]
 
 BUILDKIT_COMMENT = "buildkit.dockerfile.v0"
 

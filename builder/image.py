@@ -17,14 +17,14 @@ from oci.digest import Digest
 from oci.layer import Layer
 from oci.models import Descriptor, History, ImageConfig, Manifest
 
-__all__ = ["ImageState", "append_layer", "add_history", "timestamp", "render_manifest"]
+__all__ = ["ImageState", "add_history", "append_layer", "render_manifest", "timestamp"]
 
 
 def timestamp(epoch: int | None) -> str:
     """RFC 3339 in UTC, as docker writes `created`: SOURCE_DATE_EPOCH when given, else now."""
     if epoch is not None:
-        return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    now = _dt.datetime.now(_dt.timezone.utc)
+        return _dt.datetime.fromtimestamp(epoch, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = _dt.datetime.now(_dt.UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond:06d}Z"
 
 

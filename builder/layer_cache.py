@@ -17,9 +17,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
 
 from builder.base import RemoteLayer
 from builder.image import timestamp
@@ -33,7 +33,7 @@ from registry.client import RegistryClient
 from registry.errors import RegistryError
 from registry.reference import Reference
 
-__all__ = ["CacheOptions", "CacheHit", "LayerCache", "CACHE_STEPS_ANNOTATION", "encode_steps"]
+__all__ = ["CACHE_STEPS_ANNOTATION", "CacheHit", "CacheOptions", "LayerCache", "encode_steps"]
 
 log = logging.getLogger("wharfie")
 
@@ -140,7 +140,7 @@ class LayerCache:
             when = _dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
         except ValueError:
             return True
-        age = _dt.datetime.now(_dt.timezone.utc) - when
+        age = _dt.datetime.now(_dt.UTC) - when
         return age.total_seconds() > self.options.ttl_seconds
 
     def store_entry(self, key: str, layer: Layer | None, history: History, inputs: dict[str, str]) -> None:

@@ -27,7 +27,7 @@ class BuildSession:
     work_dir: Path
     ignore: IgnoreMatcher
     cache: LayerCache
-    results: dict[int, "StageResult"] = field(default_factory=dict)
+    results: dict[int, StageResult] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("wharfie"))
 
     def stage_dir(self, name: str) -> Path:

@@ -10,13 +10,14 @@ layer.
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
-from typing import Callable
+from pathlib import Path
 
 from builder import instructions as ins
 from builder.add_sources import archive_kind, download, is_url, unpack_archive
@@ -26,24 +27,26 @@ from builder.config_steps import CONFIG_INSTRUCTIONS, StageFlags, apply_config_s
 from builder.copy import CopyOptions, copy_into, make_parents, safe_join, select_sources
 from builder.dockerfile import parse_trigger
 from builder.globmatch import match_path
-from builder.heredoc import heredoc_run
+from builder.heredoc import Heredoc, heredoc_run
 from builder.history import BUILDKIT_COMMENT, run_created_by
 from builder.image import ImageState, add_history, append_layer, timestamp
+from builder.inplace import InPlaceRunner, in_place_ignore
 from builder.rootless import chown_hint
 from builder.run_mounts import RunMounts
-from builder.run_step import run_step
+from builder.run_step import run_step, walk_mode
 from builder.sandbox import SANDBOX_IGNORED, RunFailed, RunSpec
 from builder.session import BuildSession
 from builder.stages import BuildPlan, Scope, Stage
 from builder.userdb import resolve_chown, resolve_exec_user
+from layers.changes import Change
 from layers.extract import extract_layer
 from layers.walk import Snapshot, diff
 from layers.writer import write_layer
 from oci.errors import DockerfileError, WharfieError
-from oci.layer import Layer
+from oci.layer import Layer, StoredLayer
 from oci.models import History
 
-__all__ = ["StageResult", "StageBuilder"]
+__all__ = ["StageBuilder", "StageResult"]
 
 
 @dataclass
@@ -168,16 +171,27 @@ class StageBuilder:
         if self._reuse_cached(created_by):
             return
         rootfs = self.ensure_rootfs()
-        before = Snapshot.take(rootfs, ignore)
+        options = self.session.options
+        ignore = (*ignore, *options.ignore_paths)
+        mode = walk_mode(options.snapshot_mode)
+        before = Snapshot.take(rootfs, ignore, mode=mode)
         action(rootfs)
-        changes = diff(before, Snapshot.take(rootfs, ignore))
-        layer = None
-        if changes:
-            output = self.session.options.output
-            layer = write_layer(changes, rootfs, self.session.store, compression=output.compression,
-                                level=output.compression_level, epoch=self.session.options.source_date_epoch,
-                                oci=output.manifest_format == "oci")
-            self.session.log.info("  layer %s (%d changes, %d bytes)", layer.digest.short, len(changes), layer.size)
+        changes = diff(before, Snapshot.take(rootfs, ignore, mode=mode))
+        self._commit(self._write_layer(changes, rootfs), created_by)
+
+    def _write_layer(self, changes: list[Change], source_root: Path) -> StoredLayer | None:
+        """The step's layer from its changes (read from `source_root`), or None when it changed nothing."""
+        if not changes:
+            return None
+        output = self.session.options.output
+        layer = write_layer(changes, source_root, self.session.store, compression=output.compression,
+                            level=output.compression_level, epoch=self.session.options.source_date_epoch,
+                            oci=output.manifest_format == "oci")
+        self.session.log.info("  layer %s (%d changes, %d bytes)", layer.digest.short, len(changes), layer.size)
+        return layer
+
+    def _commit(self, layer: StoredLayer | None, created_by: str) -> None:
+        """Record a step that ran: history, its key's place in the image, the cache entry."""
         history = self._history(created_by, empty=layer is None)
         self.state = append_layer(self.state, layer, history) if layer else add_history(self.state, history)
         self._record_step(layer is not None)
@@ -233,14 +247,15 @@ class StageBuilder:
 
     def _workdir(self, instr: ins.WORKDIR) -> None:
         current = self.state.config.config.working_dir or "/"
-        path = str(PurePosixPath("/", current, instr.path))
+        # Docker keeps an absolute WORKDIR as written (a trailing slash too); a relative one joins the current.
+        path = instr.path if instr.path.startswith("/") else posixpath.normpath(posixpath.join(current, instr.path))
         self.state = self.state.with_config(self.state.config.with_container(working_dir=path))
 
         def mkdir(rootfs: Path) -> None:
             target = safe_join(rootfs, path, follow_last=True)
             if not target.is_dir():
                 user = resolve_exec_user(rootfs, self.state.config.config.user)
-                make_parents(rootfs, target)
+                make_parents(rootfs, target, uid=user.uid, gid=user.gid)
                 target.mkdir(mode=0o755)
                 os.chown(target, user.uid, user.gid)
 
@@ -267,7 +282,7 @@ class StageBuilder:
             scratch = Path(tmp)
             mounts = RunMounts(instr.mounts, workdir=workdir, context=options.context, cache_root=options.cache_dir,
                                secrets={s.id: s for s in options.secrets}, scratch=scratch,
-                               stage_root=lambda name: self._from_root(name, scratch, instr))
+                               stage_root=lambda name: _mount_source_root(self, name, scratch))
             with mounts as resolved:
                 spec = RunSpec(root=rootfs, argv=list(argv), env={**env, **resolved.env}, cwd=workdir, uid=user.uid,
                                gid=user.gid, groups=list(user.groups), network="none" if network == "none" else "host",
@@ -285,7 +300,9 @@ class StageBuilder:
                 names = _write_heredocs(instr.heredocs, src_root) if instr.heredocs else list(instr.sources)
                 uid, gid = resolve_chown(rootfs, instr.chown) if instr.chown else (0, 0)
                 chmod = _parse_chmod(instr.chmod, instr.line)
-                options = CopyOptions(uid=uid, gid=gid, chmod=chmod, excluded=excluded)
+                # COPY --from without --chown keeps the source's owners, as docker does.
+                keep_owner = getattr(instr, "from_", None) is not None and not instr.chown
+                options = CopyOptions(uid=uid, gid=gid, chmod=chmod, excluded=excluded, keep_owner=keep_owner)
                 if isinstance(instr, ins.ADD):
                     self._add(rootfs, src_root, names, instr, options, workdir)
                     return
@@ -313,19 +330,29 @@ class StageBuilder:
             return self.session.options.context, excluded
         return self._from_root(source, scratch, instr), (excluded_by_flag if excludes else None)
 
-    def _from_root(self, source: str, scratch: Path, instr: ins.Instruction) -> Path:
+    def _from_root(self, source: str, scratch: Path, instr: ins.COPY | ins.ADD) -> Path:
+        """The tree a COPY --from reads: a built stage's rootfs, or just the copied paths of a
+        stage that was never extracted (fully cached) or of an image."""
         index = self.plan.resolve_from(source)
+        if index is not None and self.session.results[index].rootfs is not None:
+            return self.session.results[index].rootfs  # type: ignore[return-value]
         if index is not None:
-            result = self.session.results[index]
-            if result.rootfs is None:
-                materialize(result.state, self.session.work_dir / f"stage-{index}")
-                result.rootfs = self.session.work_dir / f"stage-{index}"
-            return result.rootfs
-        state, _ref, _digest = pull_base(source, client=self.session.client, platform=self.session.options.platform,
-                                         store=self.session.store)
-        rootfs = scratch / "image"
-        materialize(state, rootfs)
-        return rootfs
+            state = self.session.results[index].state
+        else:
+            state, _ref, _digest = pull_base(source, client=self.session.client,
+                                             platform=self.session.options.platform, store=self.session.store)
+        partial = scratch / "from"
+        prefixes = _literal_prefixes(instr.sources)
+        try:
+            materialize(state, partial, select=lambda path: _on_the_way(path, prefixes))
+            if all(_reachable(partial, prefix) for prefix in prefixes):
+                self.session.log.info("  extracted only %s of %s", ", ".join(p or "/" for p in prefixes), source)
+                return partial
+        except WharfieError:
+            pass  # e.g. a hard link to a path left out: fall back to the whole tree
+        shutil.rmtree(partial, ignore_errors=True)
+        materialize(state, partial)
+        return partial
 
     def _add(self, rootfs: Path, src_root: Path, names: list[str], instr: ins.ADD, options: CopyOptions,
              workdir: str) -> None:
@@ -344,14 +371,44 @@ class StageBuilder:
                     plain.append(src)
                     continue
                 dest = instr.dest if instr.dest.startswith("/") else f"{workdir.rstrip('/')}/{instr.dest}"
-                unpack_archive(src, kind, safe_join(rootfs, dest, follow_last=True))
+                owner = (options.uid, options.gid) if instr.chown else None
+                unpack_archive(src, kind, safe_join(rootfs, dest, follow_last=True), owner=owner, rootfs=rootfs)
             if plain:
                 copy_into(rootfs, src_root, plain, instr.dest, workdir=workdir, options=options, what="ADD")
         finally:
             shutil.rmtree(downloads, ignore_errors=True)
 
 
-def _write_heredocs(heredocs: tuple, directory: Path) -> list[str]:
+def _literal_prefixes(sources: tuple[str, ...]) -> list[str]:
+    """Each source's leading components before any wildcard, cleaned ("" means the whole tree)."""
+    prefixes = []
+    for source in sources:
+        parts = [p for p in os.path.normpath("/" + source).split("/") if p]
+        literal = []
+        for part in parts:
+            if any(ch in part for ch in "*?[\\"):
+                break
+            literal.append(part)
+        prefixes.append("/".join(literal))
+    return prefixes
+
+
+def _on_the_way(path: str, prefixes: list[str]) -> bool:
+    """Whether `path` is a copied source, inside one, or a directory leading to one."""
+    return any(not p or path == p or path.startswith(p + "/") or p.startswith(path + "/") for p in prefixes)
+
+
+def _reachable(root: Path, prefix: str) -> bool:
+    """The prefix exists in the partial tree with no symlink on its way (which could lead outside it)."""
+    current = root
+    for part in [p for p in prefix.split("/") if p]:
+        current = current / part
+        if current.is_symlink() or not os.path.lexists(current):
+            return False
+    return True
+
+
+def _write_heredocs(heredocs: tuple[Heredoc, ...], directory: Path) -> list[str]:
     names = []
     for doc in heredocs:
         path = directory / doc.name
@@ -400,36 +457,42 @@ def _run_argv(instr: ins.RUN, shell: tuple[str, ...] | None) -> tuple[str, ...]:
 
 
 def _run_and_commit(builder: StageBuilder, spec: RunSpec, created_by: str, scratch: Path) -> None:
-    """Run the step, then write its changes as a layer (what `_snapshot_step` does after its walk)."""
-    session, options = builder.session, builder.session.options
+    """Run the step in its sandbox (overlay or walk snapshots), then commit its changes as a layer."""
+    options = builder.session.options
     ignore = (*SANDBOX_IGNORED, *options.ignore_paths)
-    runner = _in_place_runner(builder) if options.isolation.mode == "in-place" else None
+    runner = _in_place_runner(builder, scratch) if options.isolation.mode == "in-place" else None
     if runner is not None:
-        ignore = (*ignore, *runner.ignore)
-    layer = None
+        ignore = (*ignore, *runner.ignore, *runner.mount_ignores(spec))
     try:
         with run_step(spec, isolation=options.isolation, scratch=scratch, ignore=ignore,
                       snapshot_mode=options.snapshot_mode, output=None if options.quiet else _print_step_output,
                       runner=runner) as outcome:
-            if outcome.changes:
-                output = options.output
-                layer = write_layer(outcome.changes, outcome.source_root, session.store,
-                                    compression=output.compression, level=output.compression_level,
-                                    epoch=options.source_date_epoch, oci=output.manifest_format == "oci")
+            layer = builder._write_layer(outcome.changes, outcome.source_root)
     except RunFailed as exc:
         hint = chown_hint(options.isolation.mapping) if options.isolation.rootless else None
         if hint and any("Invalid argument" in line or "cannot switch to uid" in line for line in exc.tail):
             exc.tail.append(hint)
         raise
-    # From here on as `_snapshot_step` after its walk: history, the step's record, the cache entry.
-    if layer is not None:
-        session.log.info("  layer %s (%d changes, %d bytes)", layer.digest.short, len(outcome.changes), layer.size)
-    history = builder._history(created_by, empty=layer is None)
-    builder.state = append_layer(builder.state, layer, history) if layer else add_history(builder.state, history)
-    builder._record_step(layer is not None)
-    session.cache.store_entry(builder.key, layer, history,
-                              {"previous-key": builder.previous_key, "instruction": created_by})
+    builder._commit(layer, created_by)
 
 
-def _in_place_runner(builder: StageBuilder) -> InPlaceRunner | None:
-    return None
+def _mount_source_root(builder: StageBuilder, source: str, scratch: Path) -> Path:
+    """The tree a `RUN --mount=type=bind,from=SOURCE` reads: a stage's rootfs, else its (or an image's) layers."""
+    index = builder.plan.resolve_from(source)
+    if index is not None and builder.session.results[index].rootfs is not None:
+        return builder.session.results[index].rootfs  # type: ignore[return-value]
+    if index is not None:
+        state = builder.session.results[index].state
+    else:
+        state, _ref, _digest = pull_base(source, client=builder.session.client,
+                                         platform=builder.session.options.platform, store=builder.session.store)
+    tree = Path(tempfile.mkdtemp(dir=scratch, prefix="mount-from-"))
+    materialize(state, tree)
+    return tree
+
+
+def _in_place_runner(builder: StageBuilder, scratch: Path) -> InPlaceRunner:
+    options = builder.session.options
+    ignore = in_place_ignore(work_dir=builder.session.work_dir, cache_dir=options.cache_dir, context=options.context,
+                             extra=options.ignore_paths)
+    return InPlaceRunner(ignore, scratch)

@@ -2,8 +2,8 @@
 
 Docker resolves USER, `COPY --chown` and WORKDIR ownership against the image's
 own files, never the host's; the rules here follow runc's libcontainer/user
-(numeric ids need no entry; a missing name is an error) and docker's COPY
-documentation (a user without a group means the same number for both).
+(numeric ids need no entry; a missing name is an error) and BuildKit, the
+builder behind `docker build` (supplementary groups, COPY --chown defaults).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from oci.errors import WharfieError
 
-__all__ = ["ExecUser", "resolve_exec_user", "resolve_chown"]
+__all__ = ["ExecUser", "resolve_chown", "resolve_exec_user"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,13 @@ def _group_id(root: Path, spec: str, what: str) -> int:
 
 
 def resolve_exec_user(root: Path, spec: str | None) -> ExecUser:
-    """The uid, gid, supplementary groups and home a step runs with for `USER spec`."""
+    """The uid, gid, supplementary groups and home a step runs with for `USER spec`.
+
+    The supplementary groups are the primary gid first, then every group of
+    /etc/group listing the user by name: runc's GetExecUser gives the latter and
+    BuildKit (executor/oci, ensureAdditionalGids, after containerd's
+    CVE-2023-25173 fix) always adds the primary gid, also for `uid:gid`.
+    """
     spec = spec or "root"
     user_part, _, group_part = spec.partition(":")
     row = _lookup_user(root, user_part)
@@ -69,24 +75,30 @@ def resolve_exec_user(root: Path, spec: str | None) -> ExecUser:
         uid, gid, home, name = int(user_part), 0, "/", None
     else:
         raise WharfieError(f"unable to find user {user_part}: no matching entries in the image's /etc/passwd")
+    members: set[int] = set()
     if group_part:
         gid = _group_id(root, group_part, f"USER {spec}")
-        groups: tuple[int, ...] = ()
     else:
-        groups = tuple(sorted({int(g[2]) for g in _read_table(root, "group")
-                               if name and len(g) >= 4 and name in g[3].split(",")} - {gid}))
-    return ExecUser(uid, gid, groups, home or "/")
+        members = {int(g[2]) for g in _read_table(root, "group")
+                   if name and len(g) >= 4 and g[2].isdigit() and name in g[3].split(",")}
+    return ExecUser(uid, gid, (gid, *sorted(members - {gid})), home or "/")
 
 
 def resolve_chown(root: Path, spec: str) -> tuple[int, int]:
-    """Numeric (uid, gid) for `COPY --chown=spec`: a lone user gives the same number as group."""
+    """Numeric (uid, gid) for `COPY --chown=spec`.
+
+    Without a group, a numeric uid gives the same number as gid, and a user
+    name gives that user's primary group from /etc/passwd: what BuildKit's
+    file backend (readUser) does, and what docker builds, although the
+    Dockerfile reference words it as "the same numeric UID as the GID".
+    """
     user_part, sep, group_part = spec.partition(":")
     if user_part.isdigit():
-        uid = int(user_part)
+        uid = primary_gid = int(user_part)
     else:
         row = _lookup_user(root, user_part)
         if row is None:
             raise WharfieError(f"unable to find user {user_part} in the image's /etc/passwd (--chown={spec})")
-        uid = int(row[2])
-    gid = _group_id(root, group_part, f"--chown={spec}") if sep and group_part else uid
+        uid, primary_gid = int(row[2]), int(row[3])
+    gid = _group_id(root, group_part, f"--chown={spec}") if sep and group_part else primary_gid
     return uid, gid

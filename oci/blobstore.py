@@ -12,9 +12,10 @@ from __future__ import annotations
 import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from oci.digest import CHUNK, Digest, HashingWriter
 from oci.errors import DigestMismatchError

@@ -15,7 +15,7 @@ from typing import BinaryIO, Protocol
 
 from oci.errors import DigestMismatchError, WharfieError
 
-__all__ = ["Digest", "Hasher", "HashingWriter", "VerifyingReader", "sha256_stream", "CHUNK"]
+__all__ = ["CHUNK", "Digest", "Hasher", "HashingWriter", "VerifyingReader", "sha256_stream"]
 
 CHUNK = 1 << 20  # 1 MiB: large enough that per-call overhead vanishes, small enough for memory.
 

@@ -8,7 +8,7 @@ next to the code that raises them.
 
 from __future__ import annotations
 
-__all__ = ["WharfieError", "DigestMismatchError", "DockerfileError", "UnsafePathError"]
+__all__ = ["DigestMismatchError", "DockerfileError", "UnsafePathError", "WharfieError"]
 
 
 class WharfieError(Exception):

@@ -16,7 +16,7 @@ from oci.blobstore import BlobStore
 from oci.digest import Digest
 from oci.models import Descriptor
 
-__all__ = ["Layer", "DescribedLayer", "StoredLayer"]
+__all__ = ["DescribedLayer", "Layer", "StoredLayer"]
 
 
 @runtime_checkable

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from oci import mediatypes as mt
 from oci.blobstore import BlobStore
@@ -20,7 +20,7 @@ from oci.errors import WharfieError
 from oci.layer import Layer
 from oci.models import Descriptor, Index, canonical_json
 
-__all__ = ["write_image_layout", "read_layout_index"]
+__all__ = ["read_layout_index", "write_image_layout"]
 
 _REF_ANNOTATION = "org.opencontainers.image.ref.name"
 

@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 __all__ = [
-    "OCI_MANIFEST", "OCI_INDEX", "OCI_CONFIG", "OCI_LAYER", "OCI_LAYER_GZIP", "OCI_LAYER_ZSTD",
-    "OCI_LAYER_NONDIST_GZIP", "DOCKER_MANIFEST", "DOCKER_MANIFEST_LIST", "DOCKER_CONFIG",
-    "DOCKER_LAYER_GZIP", "DOCKER_FOREIGN_LAYER", "MANIFEST_ACCEPT", "INDEX_TYPES",
-    "IMAGE_MANIFEST_TYPES", "LAYER_COMPRESSION", "layer_media_type", "is_index", "is_manifest",
+    "DOCKER_CONFIG",
+    "DOCKER_FOREIGN_LAYER",
+    "DOCKER_LAYER_GZIP",
+    "DOCKER_MANIFEST",
+    "DOCKER_MANIFEST_LIST",
+    "IMAGE_MANIFEST_TYPES",
+    "INDEX_TYPES",
+    "LAYER_COMPRESSION",
+    "MANIFEST_ACCEPT",
+    "OCI_CONFIG",
+    "OCI_INDEX",
+    "OCI_LAYER",
+    "OCI_LAYER_GZIP",
+    "OCI_LAYER_NONDIST_GZIP",
+    "OCI_LAYER_ZSTD",
+    "OCI_MANIFEST",
+    "is_index",
+    "is_manifest",
+    "layer_media_type",
 ]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

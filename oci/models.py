@@ -19,8 +19,15 @@ from oci.digest import Digest
 from oci.errors import WharfieError
 
 __all__ = [
-    "Platform", "Descriptor", "Manifest", "Index", "ContainerConfig", "History", "ImageConfig",
-    "canonical_json", "host_platform",
+    "ContainerConfig",
+    "Descriptor",
+    "History",
+    "ImageConfig",
+    "Index",
+    "Manifest",
+    "Platform",
+    "canonical_json",
+    "host_platform",
 ]
 
 

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Benchmark of RUN steps: the cost of one `RUN true` with the overlay snapshotter, the walk, and buildah.
+
+A script, not a test: run `python bench/run_steps_bench.py [--cache DIR] [--runs N]` from the repo root,
+as root. The Debian minbase base is debootstrapped once into the cache dir (the Debian package mirror
+must be reachable) and pushed, with the fixtures' busybox, to a local registry. For each base and
+each contender, a build of `FROM base` + 1 `RUN true` and one of `FROM base` + 11 `RUN true` are
+timed; (T11 - T1) / 10 is the cost of a step, extraction and push excluded alike for every tool.
+wharfie's own per-step times (the step's sandbox, snapshot and layer) are also measured inside the
+build. The goal (issue 6): a step's cost independent of the base's size, under 0.15 s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Self
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from builder import stage as stage_module
+from builder.build import build_image
+from builder.isolation import Isolation
+from builder.options import BuildOptions, OutputOptions
+from builder.registry_setup import registry_client
+from fixtures.baseimage import go_arch, push_busybox
+from fixtures.buildah import Buildah
+from fixtures.registry import Registry
+
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def debootstrap(cache: Path) -> Path:
+    rootfs = cache / "minbase"
+    if (rootfs / "etc" / "debian_version").exists():
+        return rootfs
+    if shutil.which("debootstrap") is None:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], check=True)
+    partial = cache / "minbase.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(partial), "http://deb.debian.org/debian"],
+                   check=True, stdout=subprocess.DEVNULL)
+    partial.rename(rootfs)
+    return rootfs
+
+
+def _blob(layout: Path, data: bytes) -> str:
+    digest = hashlib.sha256(data).hexdigest()
+    (layout / "blobs" / "sha256" / digest).write_bytes(data)
+    return f"sha256:{digest}"
+
+
+def minbase_layout(cache: Path, rootfs: Path) -> Path:
+    """One-layer OCI layout of the debootstrapped tree (made once)."""
+    layout = cache / "minbase-layout"
+    if (layout / "index.json").exists():
+        return layout
+    (layout / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+    tar = subprocess.run(["tar", "-C", str(rootfs), "--numeric-owner", "--xattrs", "-cf", "-", "."],
+                         check=True, capture_output=True).stdout
+    layer = _blob(layout, gzip.compress(tar, compresslevel=1, mtime=0))
+    config = json.dumps({"architecture": go_arch(), "os": "linux",
+                         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(tar).hexdigest()]}}).encode()
+    config_digest = _blob(layout, config)
+    size = (layout / "blobs" / "sha256" / layer[7:]).stat().st_size
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST,
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": config_digest, "size": len(config)},
+                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                       "digest": layer, "size": size}]}).encode()
+    digest = _blob(layout, manifest)
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": MANIFEST, "digest": digest, "size": len(manifest),
+         "annotations": {"org.opencontainers.image.ref.name": "bookworm"}}]}))
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    return layout
+
+
+def contexts(work: Path, base: str) -> dict[int, Path]:
+    out = {}
+    for steps in (1, 11):
+        context = work / f"ctx-{steps}"
+        context.mkdir(parents=True, exist_ok=True)
+        (context / "Dockerfile").write_text(f"FROM {base}\n" + "RUN true\n" * steps)
+        out[steps] = context
+    return out
+
+
+class StepTimer:
+    """Times builder.stage._run_and_commit: one RUN's sandbox, snapshot and layer, without extraction."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._original = stage_module._run_and_commit
+
+    def __enter__(self) -> Self:
+        def timed(*args: object, **kwargs: object) -> None:
+            start = time.perf_counter()
+            self._original(*args, **kwargs)  # type: ignore[arg-type]
+            self.times.append(time.perf_counter() - start)
+
+        stage_module._run_and_commit = timed  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        stage_module._run_and_commit = self._original  # type: ignore[assignment]
+
+
+def wharfie_build(context: Path, snapshotter: str, cache_dir: Path, registry: Registry) -> tuple[float, list[float]]:
+    options = BuildOptions(context=context, dockerfile=context / "Dockerfile", output=OutputOptions(no_push=True),
+                           cache_dir=cache_dir, isolation=Isolation("sandbox", snapshotter=snapshotter), quiet=True)
+    client = registry_client(insecure=(registry.host,), quiet=True)
+    with StepTimer() as timer:
+        start = time.perf_counter()
+        build_image(options, client=client)
+        return time.perf_counter() - start, timer.times
+
+
+def buildah_build(buildah: Buildah, context: Path, name: str) -> float:
+    start = time.perf_counter()
+    buildah.bud(context, tag=f"localhost/bench/{name}:latest")
+    seconds = time.perf_counter() - start
+    buildah.run("rmi", f"localhost/bench/{name}:latest", check=False)
+    return seconds
+
+
+def measure(base_name: str, base: str, work: Path, registry: Registry, runs: int, with_buildah: bool) -> dict:
+    ctx = contexts(work / base_name, base)
+    cache_dir = work / "blob-cache"
+    result: dict[str, dict[str, float]] = {}
+    for snapshotter in ("overlay", "walk"):
+        wharfie_build(ctx[1], snapshotter, cache_dir, registry)  # warm: blobs downloaded, page cache
+        totals1, totals11, steps = [], [], []
+        for _ in range(runs):
+            totals1.append(wharfie_build(ctx[1], snapshotter, cache_dir, registry)[0])
+            total, per_step = wharfie_build(ctx[11], snapshotter, cache_dir, registry)
+            totals11.append(total)
+            steps += per_step[1:]  # the first RUN also extracts the base
+        result[f"wharfie-{snapshotter}"] = {
+            "per_step_s": (statistics.median(totals11) - statistics.median(totals1)) / 10,
+            "in_build_step_median_s": statistics.median(steps), "in_build_step_max_s": max(steps),
+            "build_1_run_s": statistics.median(totals1), "build_11_runs_s": statistics.median(totals11)}
+    if with_buildah:
+        with Buildah(work / f"buildah-{base_name}") as buildah:
+            buildah.pull(base)
+            buildah_build(buildah, ctx[1], "warm")
+            t1 = [buildah_build(buildah, ctx[1], "one") for _ in range(runs)]
+            t11 = [buildah_build(buildah, ctx[11], "eleven") for _ in range(runs)]
+        result["buildah-chroot"] = {"per_step_s": (statistics.median(t11) - statistics.median(t1)) / 10,
+                                    "build_1_run_s": statistics.median(t1), "build_11_runs_s": statistics.median(t11)}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, default=Path("/var/tmp/wharfie-bench"), help="debootstrap cache")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-buildah", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root (debootstrap, sandboxes, overlay mounts)")
+    args.cache.mkdir(parents=True, exist_ok=True)
+    layout = minbase_layout(args.cache, debootstrap(args.cache))
+    files = sum(len(f) + len(d) for _, d, f in os.walk(args.cache / "minbase"))
+    with tempfile.TemporaryDirectory(prefix="wharfie-run-bench-", dir="/var/tmp") as tmp, \
+            Registry(Path(tmp) / "registry") as registry:
+        minbase = f"{registry.host}/bench/minbase:bookworm"
+        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:bookworm",
+                        f"docker://{minbase}"], check=True)
+        bases = {"busybox": push_busybox(registry), "debian-minbase": minbase}
+        report = {"machine": {"cores": os.cpu_count(), "minbase_paths": files}}
+        for name, ref in bases.items():
+            report[name] = measure(name, ref, Path(tmp), registry, args.runs, not args.no_buildah)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,2 @@
+# Run by the suite in a temp copy of this case (sh -eu): what git cannot store.
+chmod 0700 dir/sub/deeper
