@@ -45,7 +45,7 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
     """(wall seconds, peak RSS in MB) of one command."""
     start = time.perf_counter()
     result = subprocess.run(["/usr/bin/time", "-f", "MAXRSS %M", *command], capture_output=True, text=True,
-                            env={**os.environ, **(env or {})})
+                            env=env if env is not None else dict(os.environ))
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"{command[0]} failed:\n{result.stderr[-3000:]}")
@@ -59,20 +59,20 @@ def wharfie(ctx: Path, registry: Registry, base: str, cache_dir: Path) -> list[s
             "--cache-dir", str(cache_dir), "-q"]
 
 
-def buildah_runs(ctx: Path, registry: Registry, base: str, tmp: Path) -> list[tuple[str, float, int]]:
-    try:
-        from fixtures.buildah import buildah_command  # type: ignore[attr-defined]
-    except ImportError:
-        return []
+def buildah_runs(ctx: Path, registry: Registry, base: str) -> list[tuple[str, float, int]]:
+    """buildah bud --layers with --cache-to/--cache-from in the same registry, each run from a fresh store."""
+    from fixtures.buildah import BUILDAH, Buildah
+
     rows = []
     for label in ("buildah cold", "buildah cached (fresh store)"):
-        store = tmp / f"buildah-{len(rows)}"
-        command = buildah_command(store, ["bud", "--layers", "--isolation", "chroot", "--tls-verify=false",
-                                          "--build-arg", f"BASE={base}",
-                                          "--cache-to", f"{registry.host}/bench/buildah-cache",
-                                          "--cache-from", f"{registry.host}/bench/buildah-cache",
-                                          "-t", f"{registry.host}/bench/w1b:latest", str(ctx)])
-        rows.append((label, *timed(command)))
+        with Buildah() as buildah:
+            command = [BUILDAH, "--root", str(buildah.root), "--runroot", str(buildah.runroot), "--storage-driver",
+                       "vfs", "bud", "--layers", "--isolation", "chroot", "--tls-verify=false",
+                       "--signature-policy", str(buildah.policy), "--build-arg", f"BASE={base}",
+                       "--cache-to", f"{registry.host}/bench/buildah-cache",
+                       "--cache-from", f"{registry.host}/bench/buildah-cache",
+                       "-t", f"{registry.host}/bench/w1b:latest", str(ctx)]
+            rows.append((label, *timed(command, env=buildah.env())))
     return rows
 
 
@@ -84,7 +84,7 @@ def main() -> None:
         ctx = make_context(tmp)
         rows = [("wharfie cold", *timed(wharfie(ctx, registry, base, tmp / "c1"))),
                 ("wharfie cached (empty --cache-dir)", *timed(wharfie(ctx, registry, base, tmp / "c2")))]
-        rows += buildah_runs(ctx, registry, base, tmp)
+        rows += buildah_runs(ctx, registry, base)
     print(f"{'W1 build':40} {'wall s':>8} {'peak RSS MB':>12}")
     for label, seconds, rss in rows:
         print(f"{label:40} {seconds:8.2f} {rss:12d}")

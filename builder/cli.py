@@ -108,6 +108,8 @@ def cli() -> None:
 @click.option("--target", help="Build up to this stage (name or index).")
 @click.option("--platform", "platform", help="os/arch[/variant] of the image (default: this machine's).")
 @click.option("--no-push", is_flag=True, help="Build only; push nothing.")
+@click.option("--skip-unused-stages", is_flag=False, flag_value="true", default="true", hidden=True,
+              help="Accepted for kaniko: only the stages the target needs are ever built.")
 @click.option("--insecure-registry", "insecure", multiple=True, help="HOST[:PORT] reached over plain HTTP.")
 @click.option("--insecure", "insecure_all", is_flag=True, help="Push to the destinations over plain HTTP.")
 @click.option("--skip-tls-verify", is_flag=True, help="Do not verify registries' TLS certificates.")

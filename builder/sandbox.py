@@ -159,6 +159,8 @@ def _mounts(root: Path, spec: RunSpec, scratch: Path) -> tuple[list[dict[str, ob
     points: list[tuple[str, bool]] = [("/proc", True), ("/dev", True)]
     for mount in mounts:
         mount["target"] = resolve_target(root, str(mount["target"]))
+        if str(mount["target"]).startswith("/dev/"):
+            continue  # lands in the step's own /dev tmpfs: sandbox_enter makes the mount point there
         is_dir = mount["kind"] == "tmpfs" or os.path.isdir(str(mount["source"]))
         points.append((str(mount["target"]), is_dir))
     return mounts, points

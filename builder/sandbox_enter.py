@@ -67,6 +67,13 @@ def _setup_dev(root: str) -> None:
 
 def _mount_one(root: str, mount: dict[str, object]) -> None:
     target = os.path.join(root, str(mount["target"]).lstrip("/"))
+    if str(mount["target"]).startswith("/dev/") and not os.path.lexists(target):
+        # Inside the step's /dev tmpfs (a heredoc script at /dev/pipes/NAME, as BuildKit puts it).
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if mount["kind"] == "tmpfs" or os.path.isdir(str(mount.get("source", ""))):
+            os.mkdir(target)
+        else:
+            open(target, "w").close()
     if mount["kind"] == "tmpfs":
         size = f",size={mount['size']}" if mount.get("size") else ""
         _mount("-t", "tmpfs", "-o", f"nosuid,nodev{size}", "tmpfs", target)

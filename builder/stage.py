@@ -34,7 +34,7 @@ from builder.inplace import InPlaceRunner, in_place_ignore
 from builder.rootless import chown_hint
 from builder.run_mounts import RunMounts
 from builder.run_step import run_step, walk_mode
-from builder.sandbox import SANDBOX_IGNORED, RunFailed, RunSpec
+from builder.sandbox import SANDBOX_IGNORED, Bind, RunFailed, RunSpec
 from builder.session import BuildSession
 from builder.stages import BuildPlan, Scope, Stage
 from builder.userdb import resolve_chown, resolve_exec_user
@@ -266,7 +266,7 @@ class StageBuilder:
 
     def _run(self, instr: ins.RUN) -> None:
         config = self.state.config.config
-        argv = _run_argv(instr, config.shell)
+        argv, script = _run_argv(instr, config.shell)
         created_by = run_created_by(argv, list(self.scope.arg_values().items()))
         if self._reuse_cached(created_by):
             return
@@ -284,9 +284,10 @@ class StageBuilder:
                                secrets={s.id: s for s in options.secrets}, scratch=scratch,
                                stage_root=lambda name: _mount_source_root(self, name, scratch))
             with mounts as resolved:
+                binds = tuple(resolved.binds) + _script_binds(script, scratch)
                 spec = RunSpec(root=rootfs, argv=list(argv), env={**env, **resolved.env}, cwd=workdir, uid=user.uid,
                                gid=user.gid, groups=list(user.groups), network="none" if network == "none" else "host",
-                               binds=tuple(resolved.binds), tmpfs=tuple(resolved.tmpfs))
+                               binds=binds, tmpfs=tuple(resolved.tmpfs))
                 _run_and_commit(self, spec, created_by, scratch)
 
     def _copy(self, instr: ins.COPY | ins.ADD) -> None:
@@ -305,6 +306,9 @@ class StageBuilder:
                 options = CopyOptions(uid=uid, gid=gid, chmod=chmod, excluded=excluded, keep_owner=keep_owner)
                 if isinstance(instr, ins.ADD):
                     self._add(rootfs, src_root, names, instr, options, workdir)
+                    return
+                if isinstance(instr, ins.COPY) and instr.parents:
+                    _copy_with_parents(rootfs, src_root, names, instr.dest, workdir, options, excluded)
                     return
                 sources = select_sources(src_root, names, what=what, excluded=excluded, match=match_path)
                 copy_into(rootfs, src_root, sources, instr.dest, workdir=workdir, options=options, what=what)
@@ -379,6 +383,20 @@ class StageBuilder:
             shutil.rmtree(downloads, ignore_errors=True)
 
 
+def _copy_with_parents(rootfs: Path, src_root: Path, patterns: list[str], dest: str, workdir: str,
+                       options: CopyOptions, excluded: Callable[[str], bool] | None) -> None:
+    """`COPY --parents`: each source keeps its path under dest, counted from the context root or
+    from a `/./` pivot in the pattern (BuildKit's rule)."""
+    for pattern in patterns:
+        base, pivot, _ = pattern.rpartition("/./")
+        start = src_root / os.path.normpath(base).lstrip("/") if pivot else src_root
+        for src in select_sources(src_root, [pattern.replace("/./", "/")], what="COPY", excluded=excluded,
+                                  match=match_path):
+            rel = src.relative_to(start).as_posix()
+            target = f"{dest.rstrip('/')}/{rel}" + ("/" if src.is_dir() and not src.is_symlink() else "")
+            copy_into(rootfs, src_root, [src], target, workdir=workdir, options=options, what="COPY")
+
+
 def _literal_prefixes(sources: tuple[str, ...]) -> list[str]:
     """Each source's leading components before any wildcard, cleaned ("" means the whole tree)."""
     prefixes = []
@@ -447,13 +465,24 @@ def _print_step_output(line: str) -> None:
 
 
 # -- RUN (builder/run_step.py runs it; these only connect it to the stage) ------
-def _run_argv(instr: ins.RUN, shell: tuple[str, ...] | None) -> tuple[str, ...]:
+def _run_argv(instr: ins.RUN, shell: tuple[str, ...] | None) -> tuple[tuple[str, ...], Heredoc | None]:
+    """The step's argv, and the heredoc to mount as its executable (`RUN <<EOF` starting with #!)."""
     if instr.is_exec:
-        return tuple(instr.command)
+        return tuple(instr.command), None
     plan = heredoc_run(str(instr.command), instr.heredocs)
     if plan.executable is not None:
-        raise DockerfileError("RUN with a #! heredoc is not supported yet", line=instr.line)
-    return tuple(command_argv(plan.script or "", False, shell))
+        return (f"/dev/pipes/{plan.executable.name}",), plan.executable
+    return tuple(command_argv(plan.script or "", False, shell)), None
+
+
+def _script_binds(script: Heredoc | None, scratch: Path) -> tuple[Bind, ...]:
+    """BuildKit runs a #! heredoc as a file at /dev/pipes/NAME: write it, mount it read-only there."""
+    if script is None:
+        return ()
+    path = scratch / f"heredoc-{script.name}"
+    path.write_text(script.text)
+    path.chmod(0o755)
+    return (Bind(str(path), f"/dev/pipes/{script.name}", readonly=True),)
 
 
 def _run_and_commit(builder: StageBuilder, spec: RunSpec, created_by: str, scratch: Path) -> None:

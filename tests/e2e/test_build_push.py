@@ -240,3 +240,36 @@ def test_from_by_digest(registry_open: Registry, busybox_ref: str, tmp_path: Pat
     result = _build(context, "--no-push", "--insecure-registry", registry_open.host, cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("built sha256:")
+
+
+def test_add_url_with_checksum(registry_open: Registry, busybox_ref: str, tmp_path: Path) -> None:
+    import hashlib
+    import http.server
+    import threading
+    from functools import partial
+
+    served = tmp_path / "served"
+    served.mkdir()
+    payload = b"remote payload\n"
+    (served / "tool.bin").write_bytes(payload)
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/tool.bin"
+    good = "sha256:" + hashlib.sha256(payload).hexdigest()
+    try:
+        for checksum, ok in ((good, True), ("sha256:" + "0" * 64, False)):
+            context = tmp_path / f"ctx-{ok}"
+            context.mkdir()
+            (context / "Dockerfile").write_text(f"FROM {busybox_ref}\nADD --checksum={checksum} {url} /opt/\n")
+            dest = f"{registry_open.host}/e2e/add-url-{str(ok).lower()}:latest"
+            result = _build(context, "-d", dest, "--insecure-registry", registry_open.host, cache=tmp_path / "c")
+            if not ok:
+                assert result.returncode == 1 and "Traceback" not in result.stderr
+                assert "checksum" in result.stderr.splitlines()[-1] and "Dockerfile:2" in result.stderr
+                continue
+            assert result.returncode == 0, result.stderr
+            tree = tree_of(read_back(dest, tmp_path / "rb", ["--src-tls-verify=false"]).rootfs)
+            assert tree["opt/tool.bin"] == ("file", 0o600, 0, 0, payload.decode())
+    finally:
+        server.shutdown()
