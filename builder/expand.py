@@ -426,9 +426,12 @@ class _Expander:
         self.env = env
         self.lexer = Lexer(escape)
         self.raw = Lexer("\\", skip_process_quotes=True)  # heredoc bodies: BuildKit always uses '\\' here
+        self.unmatched: set[str] = set()  # variables used but not set, for the UndefinedVar warning
 
     def word(self, value: str) -> str:
-        return self.lexer.process_word(value, self.env)
+        result = self.lexer.process(value, self.env)
+        self.unmatched |= result.unmatched
+        return result.text
 
     def opt(self, value: str | None) -> str | None:
         return None if value is None else self.word(value)
@@ -446,7 +449,8 @@ class _Expander:
 
 
 def expand_instruction(
-    instr: ins.Instruction, env: Mapping[str, str], *, escape: str = "\\", filename: str = "Dockerfile"
+    instr: ins.Instruction, env: Mapping[str, str], *, escape: str = "\\", filename: str = "Dockerfile",
+    unmatched: set[str] | None = None,
 ) -> ins.Instruction:
     """A copy of `instr` with docker's builder-side expansion applied, using `env`.
 
@@ -457,10 +461,14 @@ def expand_instruction(
     STOPSIGNAL and RUN --mount values. RUN/CMD/ENTRYPOINT text, SHELL,
     HEALTHCHECK, ONBUILD and MAINTAINER are left alone, as docker does.
     """
+    expander = _Expander(env, escape)
     try:
-        return _expand_fields(instr, _Expander(env, escape))
+        expanded = _expand_fields(instr, expander)
     except (ExpansionError, ins.MountError, ins.PortError) as exc:
         raise DockerfileError(str(exc), file=filename, line=instr.line) from None
+    if unmatched is not None:
+        unmatched |= expander.unmatched
+    return expanded
 
 
 def _expand_fields(instr: ins.Instruction, x: _Expander) -> ins.Instruction:

@@ -142,7 +142,11 @@ class StageBuilder:
         return f"{self.session.options.dockerfile.name}:{instr.line}"
 
     def step(self, instr: ins.Instruction) -> None:
-        expanded = self.plan.expand(instr, self.scope)
+        undefined: set[str] = set()
+        expanded = self.plan.expand(instr, self.scope, undefined=undefined)
+        for name in sorted(undefined):
+            self.session.log.warning("warning: %s: UndefinedVar: usage of undefined variable '$%s' "
+                                     "(declare it with ARG, or set it with ENV)", self._where(instr), name)
         sources = self._sources_identity(expanded) if isinstance(expanded, (ins.COPY, ins.ADD)) else ""
         self.previous_key = self.key
         self.key = step_key(self.key, expanded, args=self.scope.args, env=self.scope.env, sources=sources)

@@ -193,16 +193,22 @@ class BuildPlan:
                 scope = scope.with_env(key, value)
         return scope
 
-    def expand(self, instr: ins.Instruction, scope: Scope) -> ins.Instruction:
+    def expand(self, instr: ins.Instruction, scope: Scope, *, undefined: set[str] | None = None) -> ins.Instruction:
         """The raw `instr` expanded as docker would at this step, `scope` being the scope before it.
 
         ARG pairs get their resolved values (--build-arg, else the expanded
         default, else the global value); COPY --from is expanded with the
         global ARGs, so that it names the stage the plan's graph found.
+        Variables used but neither set nor declared by an ARG are added to
+        `undefined` (BuildKit's UndefinedVar check: they expand to nothing).
         """
         if isinstance(instr, ins.ARG):
             return replace(instr, pairs=tuple(self._resolve_arg(scope, instr)))
-        expanded = expand_instruction(instr, scope.env_dict(), escape=self.escape, filename=self.filename)
+        unmatched: set[str] = set()
+        expanded = expand_instruction(instr, scope.env_dict(), escape=self.escape, filename=self.filename,
+                                      unmatched=unmatched)
+        if undefined is not None:
+            undefined |= unmatched - {key for key, _ in scope.args}
         if isinstance(expanded, ins.COPY) and isinstance(instr, ins.COPY) and instr.from_ is not None:
             expanded = replace(expanded, from_=self.expand_from(instr.from_, instr.line))
         return expanded

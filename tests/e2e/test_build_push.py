@@ -273,3 +273,27 @@ def test_add_url_with_checksum(registry_open: Registry, busybox_ref: str, tmp_pa
             assert tree["opt/tool.bin"] == ("file", 0o600, 0, 0, payload.decode())
     finally:
         server.shutdown()
+
+
+def test_onbuild_triggers_fire_in_the_child_and_undefined_vars_warn(registry_open: Registry, busybox_ref: str,
+                                                                    tmp_path: Path) -> None:
+    parent_ctx = tmp_path / "parent"
+    parent_ctx.mkdir()
+    (parent_ctx / "Dockerfile").write_text(f"FROM {busybox_ref}\nONBUILD RUN echo fired > /onbuild.txt\n")
+    parent = f"{registry_open.host}/e2e/onbuild-parent:latest"
+    result = _build(parent_ctx, "-d", parent, "--insecure-registry", registry_open.host, cache=tmp_path / "c")
+    assert result.returncode == 0, result.stderr
+    parent_config = read_back(parent, tmp_path / "rb-parent", ["--src-tls-verify=false"]).config
+    assert parent_config["config"]["OnBuild"] == ["RUN echo fired > /onbuild.txt"]
+
+    child_ctx = tmp_path / "child"
+    child_ctx.mkdir()
+    (child_ctx / "Dockerfile").write_text(f"FROM {parent}\nARG DECLARED\nENV A=$UNDECLARED B=$DECLARED\n")
+    child = f"{registry_open.host}/e2e/onbuild-child:latest"
+    result = _build(child_ctx, "-d", child, "--insecure-registry", registry_open.host, cache=tmp_path / "c")
+    assert result.returncode == 0, result.stderr
+    assert "Dockerfile:3: UndefinedVar: usage of undefined variable '$UNDECLARED'" in result.stderr
+    assert "variable '$DECLARED'" not in result.stderr
+    image = read_back(child, tmp_path / "rb", ["--src-tls-verify=false"])
+    assert tree_of(image.rootfs)["onbuild.txt"][4] == "fired\n"
+    assert not image.config["config"].get("OnBuild"), "triggers are consumed, not inherited"
