@@ -51,7 +51,7 @@ def deliver(image: BuiltImage, output: OutputOptions, client: RegistryClient,
         mounts = [r for r in (*image.state.source_repositories, *mount_sources) if isinstance(r, Reference)]
         client.push_image(destinations, image.manifest_raw, image.manifest_media_type, image.config_raw,
                           image.state.layers, mount_sources=mounts)
-        pushed = [f"{d.name}@{image.digest}" for d in destinations]
+        pushed = [f"{d.name}:{d.tag}@{image.digest}" if d.tag else f"{d.name}@{image.digest}" for d in destinations]
     if output.digest_file is not None:
         _write_atomically(output.digest_file, str(image.digest))
     if output.image_name_with_digest_file is not None:

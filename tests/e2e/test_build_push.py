@@ -35,7 +35,7 @@ def test_hello_example_pushed_and_read_back(registry_open: Registry, busybox_ref
                     cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr
     digest = digest_file.read_text()
-    assert f"{registry_open.host}/e2e/hello@{digest}" in result.stdout
+    assert f"{registry_open.host}/e2e/hello:v1@{digest}" in result.stdout
 
     flags = ["--tls-verify=false"]
     assert skopeo_inspect(dest, flags)["Digest"] == digest
