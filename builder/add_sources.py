@@ -15,8 +15,10 @@ import os
 import posixpath
 import stat
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import httpx
 
@@ -26,7 +28,7 @@ from layers.extract import extract_layer
 from oci.digest import CHUNK, Digest, Hasher
 from oci.errors import WharfieError
 
-__all__ = ["archive_kind", "download", "is_url", "unpack_archive"]
+__all__ = ["redact_url", "archive_kind", "download", "is_url", "unpack_archive"]
 
 
 def is_url(source: str) -> bool:
@@ -62,13 +64,15 @@ def _valid_v7_checksum(block: bytes) -> bool:
     return stored == sum(block[:148]) + 256 + sum(block[156:])
 
 
-def _open_archive(path: Path, kind: str) -> BinaryIO:
-    raw = open(path, "rb")
-    if kind == "bzip2":
-        return bz2.BZ2File(raw)  # type: ignore[return-value]
-    if kind == "xz":
-        return lzma.LZMAFile(raw)  # type: ignore[return-value]
-    return open_decompressed(raw, kind)
+@contextmanager
+def _open_archive(path: Path, kind: str) -> Iterator[BinaryIO]:
+    """The archive's uncompressed bytes; the file is closed too (closing the decompressor does not)."""
+    decompressors = {"bzip2": bz2.BZ2File, "xz": lzma.LZMAFile}
+    with open(path, "rb") as raw:
+        opener = decompressors.get(kind)
+        stream = cast(BinaryIO, opener(raw)) if opener is not None else open_decompressed(raw, kind)
+        with stream:
+            yield stream
 
 
 def unpack_archive(path: Path, kind: str, dest: Path, *, owner: tuple[int, int] | None = None,
@@ -104,26 +108,40 @@ def unpack_archive(path: Path, kind: str, dest: Path, *, owner: tuple[int, int] 
             os.chmod(entry, stat.S_IMODE(st.st_mode))  # chown cleared setuid/setgid
 
 
+def redact_url(url: str) -> str:
+    """`url` without its user:password part, for history, cache labels, logs and errors."""
+    parts = urllib.parse.urlsplit(url)
+    if not is_url(url) or (parts.username is None and parts.password is None):
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def download(url: str, directory: Path, *, checksum: str | None, what: str) -> Path:
     """Fetch `url` into `directory`; returns the file, named after the URL's last path segment."""
     name = posixpath.basename(urllib.parse.urlparse(url).path) or "download"
+    shown = redact_url(url)
     target = directory / name
     hasher = Hasher()
     try:
         with httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
             if response.status_code != 200:
-                raise WharfieError(f"{what}: downloading {url} failed: HTTP {response.status_code}")
+                raise WharfieError(f"{what}: downloading {shown} failed: HTTP {response.status_code}")
             with open(target, "wb") as out:
                 for chunk in response.iter_bytes(CHUNK):
                     hasher.update(chunk)
                     out.write(chunk)
             modified = response.headers.get("Last-Modified")
     except httpx.HTTPError as exc:
-        raise WharfieError(f"{what}: downloading {url} failed: {exc}") from None
+        raise WharfieError(f"{what}: downloading {shown} failed: {redact_url(str(exc))}") from None
     if checksum is not None and hasher.digest() != Digest.parse(checksum):
-        raise WharfieError(f"{what}: checksum of {url} is {hasher.digest()}, expected {checksum}")
+        raise WharfieError(f"{what}: checksum of {shown} is {hasher.digest()}, expected {checksum}")
     os.chmod(target, 0o600)
     if modified:
-        stamp = email.utils.parsedate_to_datetime(modified).timestamp()
+        try:
+            stamp = email.utils.parsedate_to_datetime(modified).timestamp()
+        except (TypeError, ValueError):
+            return target  # a malformed Last-Modified: keep the download's own mtime
         os.utime(target, (stamp, stamp))
     return target

@@ -74,6 +74,7 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
     work_root = options.work_dir or Path(tempfile.gettempdir())
     work_root.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="wharfie-build-", dir=work_root))
+    cache: LayerCache | None = None
     try:
         cache = LayerCache(options.cache, _cache_repo(options), client=client, store=store,
                            platform=options.platform, epoch=options.source_date_epoch)
@@ -102,4 +103,6 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
         pushed = deliver(image, options.output, client, mount_sources=(cache.repo,) if cache.repo else ())
         return BuildResult(image, pushed)
     finally:
+        if cache is not None:
+            cache.wait()  # a failed build still stores its finished steps, and the store's threads end
         shutil.rmtree(work_dir, ignore_errors=True)

@@ -23,6 +23,7 @@ from builder.run_mounts import parse_secret_flag
 from oci.errors import WharfieError
 from oci.models import Platform, host_platform
 from registry.cleanup import parse_age
+from registry.reference import parse_reference
 
 __all__ = ["cli", "main"]
 
@@ -136,8 +137,10 @@ def cli() -> None:
 @click.option("--no-push-cache", is_flag=True, help="Read the layer cache but store nothing in it.")
 @click.option("--cache-from", "cache_from", multiple=True,
               help="An image built with --cache whose layers may be reused (repeatable).")
-@click.option("--cache-copy-layers", is_flag=False, flag_value="true", default="true", hidden=True)
-@click.option("--cache-run-layers", is_flag=False, flag_value="true", default="true", hidden=True)
+@click.option("--cache-copy-layers", is_flag=False, flag_value="true", default="true",
+              help="Cache COPY and ADD results (default true).")
+@click.option("--cache-run-layers", is_flag=False, flag_value="true", default="true",
+              help="Cache RUN results (default true).")
 @click.option("--isolation", type=click.Choice(["auto", "sandbox", "in-place"]), default="auto", show_default=True,
               help="How RUN steps run: namespaces (rootless when not root), or in this container's own / (kaniko's way).")
 @click.option("--force", is_flag=True, help="Build in place even where no container is detected.")
@@ -185,8 +188,6 @@ def build(**kw: Any) -> None:
         ignore_paths=tuple(kw["ignore_paths"]),
         snapshot_mode=kw["snapshot_mode"],
     )
-    from registry.reference import parse_reference
-
     for destination in kw["destinations"]:
         parse_reference(destination)  # a bad --destination fails now, not after the build
     from builder.build import build_image

@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from builder.globmatch import BadPatternError, match_path
 from oci.errors import WharfieError
 
-__all__ = ["CopyOptions", "copy_into", "has_wildcard", "safe_join", "select_sources"]
+__all__ = ["CopyOptions", "copy_into", "follow_source", "has_wildcard", "make_parents", "safe_join", "select_sources"]
 
 
 @dataclass(frozen=True)
@@ -77,28 +78,41 @@ def safe_join(root: Path, path: str, *, follow_last: bool = False) -> Path:
 
 
 def _check_inside(source: str, what: str) -> str:
-    if os.path.normpath(source).startswith(".."):
+    cleaned = os.path.normpath(source)
+    if cleaned == ".." or cleaned.startswith("../"):
         raise WharfieError(f"{what}: source {source} is outside the build context")
     return os.path.normpath("/" + source).lstrip("/")
+
+
+def _contained(root: Path, rel: str) -> Path:
+    """`root/rel`, unless a symlink on its way leads out of `root`: then where it leads with `root` as `/`."""
+    literal = root / rel
+    inside = safe_join(root, rel)
+    return literal if os.path.realpath(literal.parent) == os.path.realpath(inside.parent) else inside
 
 
 def select_sources(src_root: Path, patterns: Iterable[str], *, what: str,
                    excluded: Callable[[str], bool] | None = None,
                    match: Callable[[str, str], bool] | None = None) -> list[Path]:
-    """Expand each source (wildcards included) to existing paths under `src_root`."""
-    from builder.globmatch import match_path
+    """Expand each source (wildcards included) to existing paths under `src_root`.
 
+    Symlinks on the way to a source are resolved inside `src_root` (as if it were `/`),
+    so a link in the context or in a --from stage never leads to the host's files.
+    """
     matcher = match or match_path
     found: list[Path] = []
     for pattern in patterns:
         rel = _check_inside(pattern, what)
         if not has_wildcard(rel):
-            path = src_root / rel if rel else src_root
+            path = _contained(src_root, rel) if rel else src_root
             if not os.path.lexists(path) or (rel and excluded and excluded(rel)):
                 raise WharfieError(f"{what}: {pattern}: no such file or directory in the build context")
             found.append(path)
             continue
-        matches = _glob(src_root, rel, matcher, excluded)
+        try:
+            matches = _glob(src_root, rel, matcher, excluded)
+        except BadPatternError as exc:
+            raise WharfieError(f"{what}: {pattern}: {exc}") from None
         if not matches:
             raise WharfieError(f"{what}: no source files were specified ({pattern} matches nothing)")
         found.extend(matches)
@@ -113,8 +127,9 @@ def _glob(root: Path, pattern: str, matcher: Callable[[str, str], bool],
         nxt = []
         for base in current:
             if not has_wildcard(part):
-                if os.path.lexists(base / part):
-                    nxt.append(base / part)
+                candidate = _contained(root, str((base / part).relative_to(root)))
+                if os.path.lexists(candidate):
+                    nxt.append(candidate)
                 continue
             if not base.is_dir() or base.is_symlink():
                 continue
@@ -238,7 +253,7 @@ def make_parents(rootfs: Path, dest: Path, *, uid: int = 0, gid: int = 0) -> Non
         os.chmod(parent, 0o755)
 
 
-def _follow_source(src_root: Path, src: Path, what: str) -> Path:
+def follow_source(src_root: Path, src: Path, what: str) -> Path:
     """A source that is itself a symlink is followed, inside `src_root` (BuildKit's FollowSymlinks)."""
     if not src.is_symlink():
         return src
@@ -260,7 +275,7 @@ def copy_into(rootfs: Path, src_root: Path, sources: list[Path], dest: str, *, w
     copier = _Copier(src_root, rootfs, options)
     uid, gid = copier.parent_owner()
     for named in sources:
-        src = _follow_source(src_root, named, what)
+        src = follow_source(src_root, named, what)
         if src.is_dir() and not src.is_symlink():
             make_parents(rootfs, target, uid=uid, gid=gid)
             copier.contents(src, target)  # a directory's contents, not the directory itself

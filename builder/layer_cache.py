@@ -97,9 +97,14 @@ class LayerCache:
             return
         created = resolved.config.created or ""
         layers, diff_ids = resolved.manifest.layers, resolved.config.diff_ids
-        for key, index in json.loads(raw):
+        try:
+            steps = [(str(key), int(index)) for key, index in json.loads(raw)]
+        except (TypeError, ValueError) as exc:
+            log.warning("warning: --cache-from %s ignored: malformed %s annotation: %s", ref, CACHE_STEPS_ANNOTATION, exc)
+            return
+        for key, index in steps:
             layer = None
-            if 0 <= index < len(layers):
+            if 0 <= index < min(len(layers), len(diff_ids)):
                 desc = layers[index]
                 layer = RemoteLayer(Descriptor(desc.media_type, desc.digest, desc.size), diff_ids[index],
                                     resolved.source, self.client, self.store)
@@ -121,23 +126,27 @@ class LayerCache:
             log.warning("warning: layer cache %s unreadable, building without it: %s", self.repo.name, exc)
             self._readable = False
             return None
-        manifest = Manifest.from_bytes(raw)
-        created = (manifest.annotations or {}).get(_CREATED, "")
-        if self._expired(created):
-            log.info("cache entry %s expired (created %s)", key[:12], created)
+        try:
+            manifest = Manifest.from_bytes(raw)
+            created = (manifest.annotations or {}).get(_CREATED, "")
+            if self._expired(created):
+                log.info("cache entry %s expired (created %s)", key[:12], created)
+                return None
+            layer: Layer | None = None
+            if manifest.layers:
+                desc = manifest.layers[0]
+                diff_id = Digest.parse((desc.annotations or {})[_DIFF_ID])
+                plain = Descriptor(desc.media_type, desc.digest, desc.size)
+                layer = RemoteLayer(plain, diff_id, self.repo, self.client, self.store)
+        except (WharfieError, KeyError, TypeError, ValueError) as exc:
+            log.warning("warning: cache entry %s is malformed, rebuilding the step: %s", key[:12], exc)
             return None
-        layer: Layer | None = None
-        if manifest.layers:
-            desc = manifest.layers[0]
-            diff_id = Digest.parse((desc.annotations or {})[_DIFF_ID])
-            plain = Descriptor(desc.media_type, desc.digest, desc.size)
-            layer = RemoteLayer(plain, diff_id, self.repo, self.client, self.store)
         log.info("  cache hit %s", key[:12])
         return CacheHit(layer, created)
 
     def _expired(self, created: str) -> bool:
         try:
-            when = _dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+            when = _dt.datetime.fromisoformat(created)
         except ValueError:
             return True
         age = _dt.datetime.now(_dt.UTC) - when

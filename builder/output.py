@@ -9,6 +9,7 @@ from pathlib import Path
 from builder.image import ImageState
 from builder.options import OutputOptions
 from oci.digest import Digest
+from oci.errors import WharfieError
 from oci.layout import write_image_layout
 from registry.client import RegistryClient
 from registry.reference import Reference, parse_reference
@@ -40,6 +41,9 @@ def deliver(image: BuiltImage, output: OutputOptions, client: RegistryClient,
             mount_sources: tuple[Reference, ...] = ()) -> list[str]:
     """Push to every destination and write the requested files; returns `REF@DIGEST` per destination."""
     destinations = [parse_reference(d) for d in output.destinations]
+    for path in (output.digest_file, output.image_name_with_digest_file):
+        if path is not None and not path.parent.is_dir():  # found out before the push, not after
+            raise WharfieError(f"cannot write {path}: {path.parent} is not a directory")
     pushed: list[str] = []
     if output.oci_layout_path is not None:
         write_image_layout(output.oci_layout_path, manifest_raw=image.manifest_raw,

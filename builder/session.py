@@ -29,8 +29,3 @@ class BuildSession:
     cache: LayerCache
     results: dict[int, StageResult] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("wharfie"))
-
-    def stage_dir(self, name: str) -> Path:
-        path = self.work_dir / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path

@@ -20,13 +20,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from builder import instructions as ins
-from builder.add_sources import archive_kind, download, is_url, unpack_archive
+from builder.add_sources import archive_kind, download, is_url, redact_url, unpack_archive
 from builder.base import DEFAULT_PATH, materialize, pull_base, scratch_state
 from builder.cache_key import sources_digest, start_key, step_key
 from builder.config_steps import CONFIG_INSTRUCTIONS, StageFlags, apply_config_step, command_argv
-from builder.copy import CopyOptions, copy_into, make_parents, safe_join, select_sources
+from builder.copy import CopyOptions, copy_into, follow_source, make_parents, safe_join, select_sources
 from builder.dockerfile import parse_trigger
-from builder.globmatch import match_path
+from builder.globmatch import BadPatternError, match_path, validate_pattern
 from builder.heredoc import Heredoc, heredoc_run
 from builder.history import BUILDKIT_COMMENT, run_created_by
 from builder.image import ImageState, add_history, append_layer, timestamp
@@ -71,6 +71,7 @@ class StageBuilder:
         self.key = ""
         self.previous_key = ""
         self.cache_hitting = True  # lookups stop at the first miss
+        self.cacheable = True  # --cache-run-layers / --cache-copy-layers false turn it off per kind
         self.step_keys: list[tuple[str, int]] = []
         self.state = self._base_state()
         parent = session.results[stage.base_stage].scope if stage.base_stage is not None else None
@@ -151,6 +152,9 @@ class StageBuilder:
         self.previous_key = self.key
         self.key = step_key(self.key, expanded, args=self.scope.args, env=self.scope.env, sources=sources)
         self.session.log.debug("  cache key %s", self.key)
+        cache = self.session.options.cache
+        self.cacheable = not ((isinstance(expanded, ins.RUN) and not cache.cache_run_layers)
+                              or (isinstance(expanded, (ins.COPY, ins.ADD)) and not cache.cache_copy_layers))
         # advance() expands ENV itself, so it gets the raw instruction (no double expansion).
         self.scope = self.plan.advance(self.scope, instr)
         if type(expanded) in CONFIG_INSTRUCTIONS:
@@ -199,14 +203,15 @@ class StageBuilder:
         history = self._history(created_by, empty=layer is None)
         self.state = append_layer(self.state, layer, history) if layer else add_history(self.state, history)
         self._record_step(layer is not None)
-        self.session.cache.store_entry(self.key, layer, history,
-                                       {"previous-key": self.previous_key, "instruction": created_by})
+        if self.cacheable:
+            self.session.cache.store_entry(self.key, layer, history,
+                                           {"previous-key": self.previous_key, "instruction": created_by})
 
     def _record_step(self, made_layer: bool) -> None:
         self.step_keys.append((self.key, len(self.state.layers) - 1 if made_layer else -1))
 
     def _reuse_cached(self, created_by: str) -> bool:
-        if not self.cache_hitting:
+        if not self.cache_hitting or not self.cacheable:
             return False
         hit = self.session.cache.lookup(self.key)
         if hit is None:
@@ -244,10 +249,12 @@ class StageBuilder:
             return f"image:{digest}"
         if any(is_url(s) for s in instr.sources):
             return f"uncacheable:{os.urandom(16).hex()}"  # a URL's content is only known by fetching it
-        ignore = self.session.ignore
         context = self.session.options.context
-        selected = select_sources(context, instr.sources, what=instr.keyword, excluded=ignore.matches)
-        return sources_digest(context, selected, ignore.matches)
+        _root, excluded = self._source_root(instr, context)  # .dockerignore and --exclude, as the copy sees them
+        selected = select_sources(context, instr.sources, what=instr.keyword, excluded=excluded)
+        # A source that is a symlink is copied as what it points to: its key is that content too.
+        followed = [follow_source(context, path, instr.keyword) for path in selected]
+        return sources_digest(context, followed, excluded)
 
     def _workdir(self, instr: ins.WORKDIR) -> None:
         current = self.state.config.config.working_dir or "/"
@@ -295,7 +302,7 @@ class StageBuilder:
                 _run_and_commit(self, spec, created_by, scratch)
 
     def _copy(self, instr: ins.COPY | ins.ADD) -> None:
-        what = f"{instr.keyword}"
+        what = instr.keyword
         workdir = self.state.config.config.working_dir or "/"
         with tempfile.TemporaryDirectory(dir=self.session.work_dir, prefix="src-") as scratch:
 
@@ -317,11 +324,17 @@ class StageBuilder:
                 sources = select_sources(src_root, names, what=what, excluded=excluded, match=match_path)
                 copy_into(rootfs, src_root, sources, instr.dest, workdir=workdir, options=options, what=what)
 
-            created_by = f"{instr.keyword} {' '.join(instr.sources)} {instr.dest} # buildkit"
+            sources = " ".join(redact_url(s) for s in instr.sources)  # no URL credentials in history
+            created_by = f"{instr.keyword} {sources} {instr.dest} # buildkit"
             self._snapshot_step(place, created_by)
 
     def _source_root(self, instr: ins.COPY | ins.ADD, scratch: Path) -> tuple[Path, Callable[[str], bool] | None]:
         excludes = tuple(instr.exclude)
+        for pattern in excludes:
+            try:
+                validate_pattern(pattern)
+            except BadPatternError as exc:
+                raise DockerfileError(f"--exclude={pattern}: {exc}", line=instr.line) from None
 
         def excluded_by_flag(rel: str) -> bool:
             return any(match_path(p, rel) or match_path(p, rel.rpartition("/")[2]) for p in excludes)
@@ -341,14 +354,9 @@ class StageBuilder:
     def _from_root(self, source: str, scratch: Path, instr: ins.COPY | ins.ADD) -> Path:
         """The tree a COPY --from reads: a built stage's rootfs, or just the copied paths of a
         stage that was never extracted (fully cached) or of an image."""
-        index = self.plan.resolve_from(source)
-        if index is not None and self.session.results[index].rootfs is not None:
-            return self.session.results[index].rootfs  # type: ignore[return-value]
-        if index is not None:
-            state = self.session.results[index].state
-        else:
-            state, _ref, _digest = pull_base(source, client=self.session.client,
-                                             platform=self.session.options.platform, store=self.session.store)
+        rootfs, state = _from_source(self, source)
+        if rootfs is not None:
+            return rootfs
         partial = scratch / "from"
         prefixes = _literal_prefixes(instr.sources)
         try:
@@ -456,7 +464,9 @@ def _copy_tree(source: Path, dest: Path) -> None:
     """A full copy keeping owners, modes, links and xattrs (`cp -a`, which does all of that)."""
     if dest.exists():
         shutil.rmtree(dest)
-    subprocess.run(["cp", "-a", "--", str(source), str(dest)], check=True)
+    done = subprocess.run(["cp", "-a", "--", str(source), str(dest)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise WharfieError(f"copying the base stage's filesystem failed: {done.stderr.strip() or done.returncode}")
 
 
 def _one_line(text: str) -> str:
@@ -509,16 +519,23 @@ def _run_and_commit(builder: StageBuilder, spec: RunSpec, created_by: str, scrat
     builder._commit(layer, created_by)
 
 
+def _from_source(builder: StageBuilder, source: str) -> tuple[Path | None, ImageState]:
+    """A `--from` source: a built stage's extracted tree (None if it never extracted one) and state,
+    else an image's state."""
+    index = builder.plan.resolve_from(source)
+    if index is not None:
+        result = builder.session.results[index]
+        return result.rootfs, result.state
+    state, _ref, _digest = pull_base(source, client=builder.session.client,
+                                     platform=builder.session.options.platform, store=builder.session.store)
+    return None, state
+
+
 def _mount_source_root(builder: StageBuilder, source: str, scratch: Path) -> Path:
     """The tree a `RUN --mount=type=bind,from=SOURCE` reads: a stage's rootfs, else its (or an image's) layers."""
-    index = builder.plan.resolve_from(source)
-    if index is not None and builder.session.results[index].rootfs is not None:
-        return builder.session.results[index].rootfs  # type: ignore[return-value]
-    if index is not None:
-        state = builder.session.results[index].state
-    else:
-        state, _ref, _digest = pull_base(source, client=builder.session.client,
-                                         platform=builder.session.options.platform, store=builder.session.store)
+    rootfs, state = _from_source(builder, source)
+    if rootfs is not None:
+        return rootfs
     tree = Path(tempfile.mkdtemp(dir=scratch, prefix="mount-from-"))
     materialize(state, tree)
     return tree

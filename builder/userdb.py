@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.copy import safe_join
 from oci.errors import WharfieError
 
 __all__ = ["ExecUser", "resolve_chown", "resolve_exec_user"]
@@ -25,7 +26,7 @@ class ExecUser:
 
 
 def _read_table(root: Path, name: str) -> list[list[str]]:
-    path = root / "etc" / name
+    path = safe_join(root, f"etc/{name}")  # an /etc that is a symlink is resolved inside the image
     if path.is_symlink() or not path.is_file():
         return []
     rows = []
@@ -36,15 +37,17 @@ def _read_table(root: Path, name: str) -> list[list[str]]:
 
 
 def _lookup_user(root: Path, spec: str) -> list[str] | None:
+    """The passwd row named `spec` (or with uid `spec`); rows without numeric ids are skipped."""
     for row in _read_table(root, "passwd"):
-        if len(row) >= 4 and (row[0] == spec or (spec.isdigit() and row[2] == spec)):
+        if len(row) >= 4 and row[2].isdigit() and row[3].isdigit() and (
+                row[0] == spec or (spec.isdigit() and row[2] == spec)):
             return row
     return None
 
 
 def _lookup_group(root: Path, spec: str) -> list[str] | None:
     for row in _read_table(root, "group"):
-        if len(row) >= 3 and (row[0] == spec or (spec.isdigit() and row[2] == spec)):
+        if len(row) >= 3 and row[2].isdigit() and (row[0] == spec or (spec.isdigit() and row[2] == spec)):
             return row
     return None
 

@@ -182,3 +182,12 @@ def test_copy_from_a_cached_stage_extracts_only_what_it_copies(registry_open: Re
     tree = tree_of(image.rootfs)
     assert tree["usr/local/bin/app"][4] == "artifact\n" and tree["flavour"][4] == "b\n"
     assert "junk/big" not in tree
+
+
+def test_cache_run_layers_false_reruns_run_steps_only(registry_open: Registry, busybox_ref: str, context: Path,
+                                                      tmp_path: Path) -> None:
+    host = registry_open.host
+    _build(context, host, busybox_ref, "cache/kinds", tmp_path / "c1", "--cache-run-layers=false")
+    assert len(_tags(registry_open, "cache/kinds/cache")) == FS_STEPS - 2, "RUN results are not stored"
+    again = _build(context, host, busybox_ref, "cache/kinds", tmp_path / "c2", "--cache-run-layers=false")
+    assert _hits(again.stderr) == FS_STEPS - 2, "COPY and WORKDIR still hit; the two RUNs run"
