@@ -145,7 +145,8 @@ def open_decompressed(stream: BinaryIO, compression: str = "auto") -> BinaryIO:
         reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True, closefd=False)
         return cast(BinaryIO, io.BufferedReader(reader, buffer_size=1 << 20))
     if compression == "none":
-        return stream
+        # Wrapped, not returned as is: closing the result must leave `stream` open.
+        return cast(BinaryIO, io.BufferedReader(_Prefixed(b"", stream), buffer_size=1 << 20))
     raise ValueError(f"unknown compression {compression!r}")
 
 

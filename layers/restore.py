@@ -21,13 +21,14 @@ from base64 import b64decode
 from decimal import Decimal
 from urllib.parse import unquote_to_bytes
 
+from layers.fsmeta import IGNORED_XATTR_PREFIXES
+
 __all__ = ["MetadataRestorer", "entry_mtime_ns", "entry_xattrs"]
 
 log = logging.getLogger(__name__)
 
 _UNSUPPORTED = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP})
 _DENIED = frozenset({errno.EPERM, errno.EACCES, errno.EINVAL})  # EINVAL: id not mapped in this user namespace
-_IGNORED_XATTRS = ("trusted.overlay.", "user.overlay.", "security.selinux")
 
 
 def entry_mtime_ns(member: tarfile.TarInfo) -> int:
@@ -50,7 +51,7 @@ def entry_xattrs(member: tarfile.TarInfo) -> list[tuple[str, bytes]]:
         elif key.startswith("LIBARCHIVE.xattr."):
             name = unquote_to_bytes(key[len("LIBARCHIVE.xattr."):]).decode("utf-8", "surrogateescape")
             out.append((name, b64decode(value + "=" * (-len(value) % 4))))
-    return [(name, value) for name, value in out if not name.startswith(_IGNORED_XATTRS)]
+    return [(name, value) for name, value in out if not name.startswith(IGNORED_XATTR_PREFIXES)]
 
 
 class MetadataRestorer:

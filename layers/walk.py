@@ -11,7 +11,6 @@ change that keeps size and mtime is still seen (kaniko's "full").
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -23,13 +22,13 @@ from typing import Literal, NamedTuple
 
 from layers.changes import Change, path_key
 from layers.fsmeta import FileType, file_type, read_xattrs
+from oci.digest import sha256_stream
 
 __all__ = ["FileState", "Snapshot", "SnapshotMode", "diff", "mount_points"]
 
 log = logging.getLogger(__name__)
 
 SnapshotMode = Literal["metadata", "full"]
-_HASH_CHUNK = 1 << 20
 
 
 class FileState(NamedTuple):
@@ -124,11 +123,8 @@ def _state(entry: os.DirEntry[str], hash_content: bool) -> FileState:
 
 
 def _hash_file(path: str) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb", buffering=0) as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return sha256_stream(handle)[0].hex
 
 
 def diff(before: Snapshot, after: Snapshot) -> list[Change]:

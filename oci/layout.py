@@ -20,9 +20,9 @@ from oci.errors import WharfieError
 from oci.layer import Layer
 from oci.models import Descriptor, Index, canonical_json
 
-__all__ = ["read_layout_index", "write_image_layout"]
+__all__ = ["REF_ANNOTATION", "read_layout_index", "write_image_layout"]
 
-_REF_ANNOTATION = "org.opencontainers.image.ref.name"
+REF_ANNOTATION = "org.opencontainers.image.ref.name"
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -68,9 +68,9 @@ def write_image_layout(root: Path, *, manifest_raw: bytes, manifest_media_type: 
     store.put_bytes(config_raw)
     digest = store.put_bytes(manifest_raw)
     _remove_empty(root / "tmp")  # the store's ingest area is not part of the layout
-    annotations = {_REF_ANNOTATION: tag} if tag else None
+    annotations = {REF_ANNOTATION: tag} if tag else None
     entry = Descriptor(manifest_media_type, digest, len(manifest_raw), annotations=annotations)
     kept = tuple(d for d in read_layout_index(root).manifests
-                 if not tag or (d.annotations or {}).get(_REF_ANNOTATION) != tag)
+                 if not tag or (d.annotations or {}).get(REF_ANNOTATION) != tag)
     _atomic_write(root / "index.json", Index(mt.OCI_INDEX, (*kept, entry)).to_bytes())
     return digest

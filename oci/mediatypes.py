@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "DOCKER_CONFIG",
     "DOCKER_FOREIGN_LAYER",
+    "DOCKER_LAYER",
     "DOCKER_LAYER_GZIP",
     "DOCKER_MANIFEST",
     "DOCKER_MANIFEST_LIST",
@@ -35,6 +36,7 @@ OCI_LAYER_NONDIST_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.ta
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
@@ -53,7 +55,7 @@ LAYER_COMPRESSION = {
     OCI_LAYER_NONDIST_GZIP: "gzip",
     DOCKER_LAYER_GZIP: "gzip",
     DOCKER_FOREIGN_LAYER: "gzip",
-    "application/vnd.docker.image.rootfs.diff.tar": "none",
+    DOCKER_LAYER: "none",
 }
 
 
@@ -62,7 +64,7 @@ def layer_media_type(compression: str, *, oci: bool) -> str:
     if compression == "zstd":
         return OCI_LAYER_ZSTD  # Docker schema 2 has no zstd type; callers must use OCI.
     if compression == "none":
-        return OCI_LAYER if oci else "application/vnd.docker.image.rootfs.diff.tar"
+        return OCI_LAYER if oci else DOCKER_LAYER
     if compression == "gzip":
         return OCI_LAYER_GZIP if oci else DOCKER_LAYER_GZIP
     raise ValueError(f"unknown compression {compression!r}")

@@ -32,6 +32,7 @@ import httpx
 
 from registry.dockerconfig import Credentials
 from registry.errors import AuthError, RegistryError
+from registry.reference import api_host
 
 __all__ = [
     "CONTEXT",
@@ -134,6 +135,7 @@ class RegistryAuth(httpx.Auth):
     def __init__(self, registry: str, credentials: Credentials | None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.registry = registry
+        self._host = httpx.URL(f"http://{api_host(registry)}/").host
         self._credentials = credentials
         self._clock = clock
         self._lock = threading.Lock()
@@ -163,6 +165,11 @@ class RegistryAuth(httpx.Auth):
 
     # -- the flow ----------------------------------------------------------------------------
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if request.url.host != self._host:
+            # An absolute upload Location on another host (a storage backend, or a hostile
+            # registry): it never gets this registry's password or token (go-containerregistry's rule).
+            yield request
+            return
         scopes = tuple(request.extensions.get(SCOPES, ()))
         replayable = _is_replayable(request)  # before sending: a mock transport buffers what it reads
         token = self._cached(scopes) if scopes else None

@@ -61,24 +61,22 @@ def blob_exists(session: Session, ref: Reference, digest: Digest, *, action: str
 
 
 @contextmanager
-def open_blob(session: Session, ref: Reference, descriptor: Descriptor) -> Iterator[VerifyingReader]:
-    """A stream of the blob that raises `DigestMismatchError` at its end if the bytes are wrong."""
+def open_blob(session: Session, ref: Reference, descriptor: Descriptor, *,
+              what: str | None = None) -> Iterator[VerifyingReader]:
+    """A stream of the blob that raises `DigestMismatchError` (naming `what`) at its end if the bytes are wrong."""
     with session.stream(ref, "GET", f"blobs/{descriptor.digest}", action="pull",
                         what=f"blob {descriptor.digest.short} of {ref.context('pull')}") as response:
         yield VerifyingReader(ResponseReader(response), descriptor.digest,  # type: ignore[arg-type]
-                              size=descriptor.size, what=f"blob {descriptor.digest} of {ref.name}")
+                              size=descriptor.size, what=what or f"blob {descriptor.digest} of {ref.name}")
 
 
 def fetch_small_blob(session: Session, ref: Reference, descriptor: Descriptor, *, what: str) -> bytes:
     """A small blob (an image config) read whole and verified."""
     if descriptor.size > MAX_SMALL_BLOB:
         raise RegistryError(f"{what} is {descriptor.size} bytes, more than the {MAX_SMALL_BLOB} allowed")
-    with open_blob(session, ref, descriptor) as reader:
-        data = reader.read(descriptor.size + 1)
-        if reader.read(1):
-            raise DigestMismatchError(what, str(descriptor.digest), f"more than {descriptor.size} bytes")
-    if Digest.of_bytes(data) != descriptor.digest:
-        raise DigestMismatchError(what, str(descriptor.digest), str(Digest.of_bytes(data)))
+    with open_blob(session, ref, descriptor, what=what) as reader:
+        data = reader.read(descriptor.size + 1)  # a byte more than the size raises DigestMismatchError
+        reader.read(1)  # the end: the reader checks the digest there
     return data
 
 

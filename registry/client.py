@@ -9,6 +9,7 @@ Hub itself, as docker's ``registry-mirrors`` do.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,9 +42,10 @@ class RegistryClient:
     """Reads from and pushes to OCI registries. Thread-safe; close it (or use `with`) when done."""
 
     def __init__(self, options: RegistryOptions | None = None, *, progress: Progress | None = None,
-                 environ: Mapping[str, str] | None = None, transport: httpx.BaseTransport | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, transport: httpx.BaseTransport | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.options = options or RegistryOptions()
-        self.session = Session(self.options, environ=environ, transport=transport)
+        self.session = Session(self.options, environ=environ, transport=transport, clock=clock)
         self.progress = progress
 
     def __enter__(self) -> Self:

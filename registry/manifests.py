@@ -122,8 +122,7 @@ def put_manifest(session: Session, ref: Reference, raw: bytes, media_type: str) 
     digest = Digest.of_bytes(raw)
     if ref.digest is not None and ref.digest != digest:
         raise DigestMismatchError(f"manifest for {ref}", str(ref.digest), str(digest))
-    identifier = ref.tag if ref.tag and ref.digest is None else ref.identifier
-    response = session.call(ref, "PUT", f"manifests/{identifier}", action="push", ok=(200, 201, 202),
+    response = session.call(ref, "PUT", f"manifests/{ref.identifier}", action="push", ok=(200, 201, 202),
                             content=raw, headers={"Content-Type": media_type}, what=f"{ref} (push)")
     header = response.headers.get("docker-content-digest")
     if header and header != str(digest):

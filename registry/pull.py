@@ -19,9 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from oci import mediatypes as mt
 from oci.blobstore import BlobStore
 from oci.digest import Digest
 from oci.errors import WharfieError
+from oci.layout import REF_ANNOTATION
 from oci.models import Descriptor, Platform
 from registry.client import RegistryClient
 from registry.manifests import ResolvedImage
@@ -29,7 +31,7 @@ from registry.reference import Reference
 
 __all__ = ["REF_NAME_ANNOTATION", "pull_image", "write_docker_tarball", "write_oci_layout"]
 
-REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
+REF_NAME_ANNOTATION = REF_ANNOTATION
 
 
 def pull_image(client: RegistryClient, ref: Reference, platform: Platform, store: BlobStore) -> ResolvedImage:
@@ -105,8 +107,11 @@ def write_oci_layout(directory: Path, image: ResolvedImage, store: BlobStore, re
     index["manifests"] = [m for m in index.get("manifests", [])
                           if not ref_name or (m.get("annotations") or {}).get(REF_NAME_ANNOTATION) != ref_name]
     index["manifests"].append(entry)
-    index.setdefault("mediaType", "application/vnd.oci.image.index.v1+json")
+    index.setdefault("mediaType", mt.OCI_INDEX)
     tmp = index_path.with_name(".index.json.tmp")
     tmp.write_text(json.dumps(index))
     os.replace(tmp, index_path)
-    shutil.rmtree(directory / "tmp", ignore_errors=True)  # BlobStore's staging dir is not part of a layout
+    try:  # BlobStore's staging dir is not part of a layout; another writer's files may still be in it
+        (directory / "tmp").rmdir()
+    except OSError:
+        pass

@@ -15,7 +15,8 @@ import logging
 import os
 import ssl
 import threading
-from collections.abc import Collection, Iterator, Mapping
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,9 +69,11 @@ class Session:
     """Shared by all verbs of one `RegistryClient`; thread-safe (push uses a pool)."""
 
     def __init__(self, options: RegistryOptions, *, environ: Mapping[str, str] | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.options = options
         self._transport = transport  # tests: an httpx.MockTransport under the retry policy
+        self._clock = clock  # what token lifetimes are measured with (tests: a fake clock)
         self.policy = RetryPolicy(retries=options.retries, base_delay=options.backoff_base)
         self._environ = environ
         self._hosts: dict[str, HostClient] = {}
@@ -107,7 +110,7 @@ class Session:
 
     def _open_host(self, registry: str) -> HostClient:
         host = api_host(registry)
-        auth = RegistryAuth(registry, self.credentials_for(registry))
+        auth = RegistryAuth(registry, self.credentials_for(registry), clock=self._clock)
         limits = httpx.Limits(max_connections=self.options.push_concurrency + 4,
                               max_keepalive_connections=self.options.push_concurrency + 4)
         inner = self._transport or httpx.HTTPTransport(verify=self._verify(registry), limits=limits)

@@ -19,7 +19,8 @@ from typing import BinaryIO, Protocol
 import httpx
 
 from oci.digest import CHUNK, Digest
-from registry.errors import AuthError, RegistryError, RegistryUnreachableError
+from registry.blobs import blob_exists
+from registry.errors import BLOB_UPLOAD_UNKNOWN, AuthError, RegistryError, RegistryUnreachableError
 from registry.progress import NullProgress, Progress
 from registry.reference import Reference
 from registry.session import Session
@@ -103,10 +104,15 @@ def _skip(stream: BinaryIO, offset: int) -> None:
 
 
 def _upload_status(session: Session, ref: Reference, location: str) -> tuple[str, int]:
-    """Where the registry's session is and how many bytes it holds (``Range: 0-N`` means N+1)."""
+    """Where the registry's session is and how many bytes it holds (``Range: 0-N`` means N+1).
+
+    distribution answers ``0-0`` for an empty session too; a first chunk is never a single
+    byte, so ``0-0`` is read as nothing received (resuming at byte 1 would corrupt the blob).
+    """
     response = session.call(ref, "GET", location, action="push", ok=(204, 200))
     match = _RANGE_RE.search(response.headers.get("range", ""))
-    return response.headers.get("location") or location, (int(match.group(2)) + 1 if match else 0)
+    end = int(match.group(2)) if match else -1
+    return response.headers.get("location") or location, (end + 1 if end > 0 else 0)
 
 
 @dataclass
@@ -136,8 +142,16 @@ def _patch_chunks(session: Session, ref: Reference, blob: Blob, cursor: _Cursor,
 
 
 def _finish_chunked(session: Session, ref: Reference, blob: Blob, location: str) -> None:
-    session.call(ref, "PUT", str(_with_digest(session, ref, location, blob.digest)), action="push", ok=(201, 204),
-                 headers={"Content-Length": "0"}, what=f"blob {blob.digest.short} to {ref.context('push')}")
+    try:
+        session.call(ref, "PUT", str(_with_digest(session, ref, location, blob.digest)), action="push",
+                     ok=(201, 204), headers={"Content-Length": "0"},
+                     what=f"blob {blob.digest.short} to {ref.context('push')}")
+    except RegistryError as exc:
+        # The transport resends this (empty, idempotent) PUT when its answer is lost; if the first
+        # one completed, the session is gone and the blob is there: that is success.
+        if exc.has_code(BLOB_UPLOAD_UNKNOWN) and blob_exists(session, ref, blob.digest, action="push"):
+            return
+        raise
 
 
 def _retryable(exc: Exception, auth_retried: bool) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import time
 
 import pytest
 from registry_helpers import build_image, options_for
@@ -63,20 +62,29 @@ def test_token_refused_by_the_registry_gets_one_reauth_not_a_storm(registry_toke
         token_issuer.clock_skew = 0.0
 
 
+class FakeClock:
+    """A monotonic clock the test moves by hand: token lifetimes age without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_token_renewed_before_it_expires(registry_token, token_issuer, store):
     ref = parse_reference(f"{registry_token.host}/expiry/renew:1")
-    token_issuer.lifetime = 2  # renewed 0.4 s before the end
-    try:
-        with RegistryClient(options_for(registry_token)) as client:
-            push(client, ref, build_image(store, [{"1": b"one"}]))
-            token_issuer.reset_counters()
-            push(client, ref, build_image(store, [{"2": b"two"}]))
-            assert token_issuer.request_count == 0  # still valid: reused
-            time.sleep(1.7)
-            push(client, ref, build_image(store, [{"3": b"three"}]))
-            assert token_issuer.request_count == 1  # renewed ahead of expiry, before any 401
-    finally:
-        token_issuer.lifetime = 300
+    assert token_issuer.lifetime == 300  # renewed 30 s before the end; the registry accepts it throughout
+    clock = FakeClock()
+    with RegistryClient(options_for(registry_token), clock=clock) as client:
+        push(client, ref, build_image(store, [{"1": b"one"}]))
+        token_issuer.reset_counters()
+        clock.now += 260
+        push(client, ref, build_image(store, [{"2": b"two"}]))
+        assert token_issuer.request_count == 0  # still valid: reused
+        clock.now += 15  # 275 s old: inside the renewal margin, still valid for the registry
+        push(client, ref, build_image(store, [{"3": b"three"}]))
+        assert token_issuer.request_count == 1  # renewed ahead of expiry, before any 401
 
 
 def test_ci_job_token_pushes_to_its_project(registry_token, token_accounts, store):
