@@ -150,12 +150,16 @@ def push_image(session: Session, destinations: Sequence[Reference], manifest_raw
     blobs: list[Blob] = [BytesBlob(config_raw), *layers]
     _check_manifest(manifest_raw, manifest_media_type, blobs)
     digest = Digest.of_bytes(manifest_raw)
-    pushed: list[Reference] = []
-    for repo, refs in _by_repository(destinations).items():
-        stats = push_blobs(session, repo, blobs, [*mount_sources, *pushed], progress)
+    by_repo = _by_repository(destinations)
+    # Every repository gets all its blobs before any manifest is PUT, so a failure in a later
+    # repository leaves no tag pushed anywhere (go-containerregistry's MultiWrite does the same).
+    ready: list[Reference] = []
+    for repo in by_repo:
+        stats = push_blobs(session, repo, blobs, [*mount_sources, *ready], progress)
         log.debug("%s: %s", repo.name, ", ".join(f"{d.short} {how}" for d, how in stats.items()))
+        ready.append(repo)
+    for refs in by_repo.values():
         for ref in refs:
             put_manifest(session, ref, manifest_raw, manifest_media_type)
             log.info("pushed %s@%s", ref, digest)
-        pushed.append(repo)
     return digest

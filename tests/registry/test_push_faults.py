@@ -192,3 +192,36 @@ def test_mount_refused_for_lack_of_source_access_falls_back_to_upload(registry_t
              mount_sources=[parse_reference(f"{proxy.host}/private/base")])
     assert proxy.uploaded_bytes() == image.layers[0].size + len(image.config_raw)
     assert skopeo_inspect(registry_token, f"{registry_token.host}/narrow/app:1")["Digest"] == str(image.digest)
+
+
+def test_failure_in_a_later_repository_leaves_no_tag_anywhere(registry_open, fault_proxy, store):
+    image = build_image(store, [{"t": os.urandom(20_000)}])
+    proxy = fault_proxy(registry_open)
+    proxy.fail("POST", r"/v2/multi/second/blobs/uploads/", 403, times=50)
+    first, second = (parse_reference(f"{proxy.host}/multi/{name}:1") for name in ("first", "second"))
+    with RegistryClient(options_for(registry_open, via=proxy)) as client, pytest.raises(RegistryError):
+        client.push_image([first, second], image.manifest_raw, image.media_type, image.config_raw, image.layers)
+    assert proxy.count("PUT", kind="manifest") == 0
+    assert httpx.get(f"{registry_open.url}/v2/multi/first/manifests/1").status_code == 404
+
+
+def test_first_chunk_dropped_resumes_from_byte_zero(registry_open, fault_proxy, store):
+    """distribution answers ``Range: 0-0`` for an empty session: that is 0 bytes received, not 1."""
+    image = build_image(store, [{"z": os.urandom(300_000)}])
+    proxy = fault_proxy(registry_open)
+    proxy.add_fault(Fault(r"/blobs/uploads/", "PATCH", "drop", nth=1, after_bytes=0))
+    options = options_for(registry_open, via=proxy, chunk_threshold=100_000, chunk_size=64 * 1024)
+    with RegistryClient(options) as client:
+        push(client, parse_reference(f"{proxy.host}/faults/first-chunk:1"), image)
+    assert skopeo_inspect(registry_open, f"{registry_open.host}/faults/first-chunk:1")["Digest"] == str(image.digest)
+
+
+def test_lost_reply_to_the_final_put_still_succeeds(registry_open, fault_proxy, store):
+    """The PUT reached the registry but its answer was lost: the push still completes."""
+    image = build_image(store, [{"p": os.urandom(300_000)}])
+    proxy = fault_proxy(registry_open)
+    proxy.add_fault(Fault(r"/blobs/uploads/.*digest=", "PUT", "drop", nth=1, after_bytes=1 << 30))
+    options = options_for(registry_open, via=proxy, chunk_threshold=100_000, chunk_size=64 * 1024)
+    with RegistryClient(options) as client:
+        push(client, parse_reference(f"{proxy.host}/faults/final-put:1"), image)
+    assert skopeo_inspect(registry_open, f"{registry_open.host}/faults/final-put:1")["Digest"] == str(image.digest)
