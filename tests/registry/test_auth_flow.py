@@ -199,3 +199,16 @@ def test_parse_challenges():
 def test_merge_scopes():
     assert merge_scopes(["repository:a:pull"], ["repository:a:push repository:b:pull"]) == (
         "repository:a:pull,push", "repository:b:pull")
+
+
+def test_no_credentials_or_token_for_another_host():
+    """An absolute upload Location on another host (storage backend, or a hostile registry) gets nothing."""
+    script = Script()
+    c, _ = client(script)
+    assert get(c, "/v2/g/p/manifests/1", "repository:g/p:pull").status_code == 200
+    other = c.send(c.build_request("PUT", "https://storage.elsewhere/upload?digest=x",
+                                   extensions={SCOPES: ("repository:g/p:push",), CONTEXT: "reg.example/g/p (push)"}))
+    assert other.status_code == 401  # the script wants a token, and none was sent
+    sent = script.log[-1]
+    assert sent.url.host == "storage.elsewhere" and "authorization" not in sent.headers
+    assert all(SECRET not in str(r.headers) for r in script.log if r.url.host == "storage.elsewhere")
