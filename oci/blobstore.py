@@ -72,7 +72,7 @@ class BlobStore:
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as raw:
-                writer = BlobWriter(raw)
+                writer = BlobWriter(raw, expected.algorithm if expected is not None else "sha256")
                 yield writer
             actual = writer.digest
             if expected is not None and actual != expected:

@@ -56,10 +56,11 @@ class Digest:
 
 
 class Hasher:
-    """sha256 plus a byte count, fed chunk by chunk."""
+    """A digest (sha256 unless told) plus a byte count, fed chunk by chunk."""
 
-    def __init__(self) -> None:
-        self._hash = hashlib.sha256()
+    def __init__(self, algorithm: str = "sha256") -> None:
+        self.algorithm = algorithm
+        self._hash = hashlib.new(algorithm)
         self.size = 0
 
     def update(self, data: bytes | memoryview) -> None:
@@ -67,7 +68,7 @@ class Hasher:
         self.size += len(data)
 
     def digest(self) -> Digest:
-        return Digest("sha256", self._hash.hexdigest())
+        return Digest(self.algorithm, self._hash.hexdigest())
 
 
 class _Writable(Protocol):
@@ -77,9 +78,9 @@ class _Writable(Protocol):
 class HashingWriter:
     """A write-only stream that hashes and counts what it forwards."""
 
-    def __init__(self, target: _Writable) -> None:
+    def __init__(self, target: _Writable, algorithm: str = "sha256") -> None:
         self._target = target
-        self.hasher = Hasher()
+        self.hasher = Hasher(algorithm)
 
     def write(self, data: bytes | memoryview) -> int:
         self.hasher.update(data)
@@ -112,7 +113,7 @@ class VerifyingReader:
         self._expected = expected
         self._size = size
         self._what = what
-        self._hasher = Hasher()
+        self._hasher = Hasher(expected.algorithm)  # a sha512-named blob is checked with sha512
         self._done = False
 
     def read(self, n: int = -1) -> bytes:

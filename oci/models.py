@@ -174,6 +174,8 @@ class Index:
     @classmethod
     def from_bytes(cls, raw: bytes, media_type: str | None = None) -> Index:
         data = _load(raw, "index")
+        if data.get("schemaVersion") != 2:
+            raise WharfieError(f"unsupported index schemaVersion {data.get('schemaVersion')!r}")
         return cls(
             media_type=data.get("mediaType") or media_type or mt.OCI_INDEX,
             manifests=tuple(Descriptor.from_json(d) for d in data.get("manifests") or []),
