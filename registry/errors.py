@@ -155,12 +155,30 @@ def _clip(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
-def _parse_errors(response: httpx.Response) -> tuple[ErrorDetail, ...]:
+_MAX_ERROR_BODY = 1 << 20  # no registry's error JSON comes near it; a hostile one must not fill memory
+
+
+def _error_body(response: httpx.Response) -> bytes | None:
     try:
-        body = response.read()
-    except httpx.HTTPError:
-        return ()
-    if not body or len(body) > 1 << 20:
+        return response.content  # already read (a non-streamed response)
+    except httpx.ResponseNotRead:
+        pass
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        for chunk in response.iter_bytes():
+            total += len(chunk)
+            if total > _MAX_ERROR_BODY:
+                return None
+            chunks.append(chunk)
+    except (httpx.HTTPError, httpx.StreamError):
+        return None
+    return b"".join(chunks)
+
+
+def _parse_errors(response: httpx.Response) -> tuple[ErrorDetail, ...]:
+    body = _error_body(response)
+    if not body or len(body) > _MAX_ERROR_BODY:
         return ()
     try:
         data = json.loads(body)
