@@ -16,7 +16,6 @@ empty scratch directory. Their targets are ignored by the step's snapshot.
 
 from __future__ import annotations
 
-import collections
 import errno
 import logging
 import os
@@ -29,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import builder
-from builder.sandbox import RunFailed, RunSpec
+from builder.sandbox import RunFailed, RunSpec, follow_output
 from layers.compress import open_decompressed
 from layers.extract import extract_layer
 from oci.errors import WharfieError
@@ -179,7 +178,6 @@ class InPlaceRunner:
 
 
 def _execute(spec: RunSpec, output: Callable[[str], None] | None) -> tuple[int, list[str]]:
-    tail: collections.deque[str] = collections.deque(maxlen=20)
     try:
         proc = subprocess.Popen(spec.argv, cwd=spec.cwd, env=spec.env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, user=spec.uid, group=spec.gid,
@@ -187,13 +185,7 @@ def _execute(spec: RunSpec, output: Callable[[str], None] | None) -> tuple[int, 
     except OSError as exc:
         return 127, [f"wharfie: cannot run {spec.argv[0]!r}: {exc.strerror}"]
     with proc:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            tail.append(line)
-            if output is not None:
-                output(line)
-        return proc.wait(), list(tail)
+        return follow_output(proc, output)
 
 
 class _Placements:

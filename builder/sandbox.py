@@ -200,8 +200,19 @@ def run_in_sandbox(spec: RunSpec, *, output: Callable[[str], None] | None = None
         raise RunFailed(code, tail)
 
 
-def _stream(command: list[str], payload: bytes, output: Callable[[str], None] | None) -> tuple[int, list[str]]:
+def follow_output(proc: subprocess.Popen[bytes], output: Callable[[str], None] | None) -> tuple[int, list[str]]:
+    """Pass a step's output on line by line; returns its exit code and last lines (for the error)."""
+    assert proc.stdout is not None
     tail: collections.deque[str] = collections.deque(maxlen=20)
+    for raw in proc.stdout:
+        line = raw.decode(errors="replace").rstrip("\n")
+        tail.append(line)
+        if output is not None:
+            output(line)
+    return proc.wait(), list(tail)
+
+
+def _stream(command: list[str], payload: bytes, output: Callable[[str], None] | None) -> tuple[int, list[str]]:
     with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}) as proc:
         assert proc.stdin is not None and proc.stdout is not None
@@ -210,9 +221,4 @@ def _stream(command: list[str], payload: bytes, output: Callable[[str], None] | 
             proc.stdin.close()
         except BrokenPipeError:
             pass  # it died before reading: its output says why
-        for raw in proc.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            tail.append(line)
-            if output is not None:
-                output(line)
-        return proc.wait(), list(tail)
+        return follow_output(proc, output)
