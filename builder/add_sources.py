@@ -28,7 +28,7 @@ from layers.extract import extract_layer
 from oci.digest import CHUNK, Digest, Hasher
 from oci.errors import WharfieError
 
-__all__ = ["redact_url", "archive_kind", "download", "is_url", "unpack_archive"]
+__all__ = ["archive_kind", "download", "is_url", "redact_url", "unpack_archive"]
 
 
 def is_url(source: str) -> bool:
