@@ -25,9 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from builder.globmatch import BadPatternError, match_path
-from oci.errors import WharfieError
+from builder.heredoc import Heredoc
+from oci.errors import DockerfileError, WharfieError
 
-__all__ = ["CopyOptions", "copy_into", "follow_source", "has_wildcard", "make_parents", "safe_join", "select_sources"]
+__all__ = ["CopyOptions", "copy_into", "copy_with_parents", "follow_source", "has_wildcard", "make_parents",
+           "on_the_way", "parse_chmod", "reachable", "safe_join", "select_sources", "source_prefixes",
+           "write_heredocs"]
 
 
 @dataclass(frozen=True)
@@ -283,3 +286,70 @@ def copy_into(rootfs: Path, src_root: Path, sources: list[Path], dest: str, *, w
         place_at = target / named.name if to_dir or target.is_dir() else target
         make_parents(rootfs, place_at, uid=uid, gid=gid)
         copier.place(src, place_at)
+
+
+def copy_with_parents(rootfs: Path, src_root: Path, patterns: list[str], dest: str, workdir: str,
+                       options: CopyOptions, excluded: Callable[[str], bool] | None) -> None:
+    """`COPY --parents`: each source keeps its path under dest, counted from the context root or
+    from a `/./` pivot in the pattern (BuildKit's rule)."""
+    for pattern in patterns:
+        base, pivot, _ = pattern.rpartition("/./")
+        start = src_root / os.path.normpath(base).lstrip("/") if pivot else src_root
+        for src in select_sources(src_root, [pattern.replace("/./", "/")], what="COPY", excluded=excluded,
+                                  match=match_path):
+            rel = src.relative_to(start).as_posix()
+            target = f"{dest.rstrip('/')}/{rel}" + ("/" if src.is_dir() and not src.is_symlink() else "")
+            copy_into(rootfs, src_root, [src], target, workdir=workdir, options=options, what="COPY")
+
+
+def source_prefixes(sources: tuple[str, ...]) -> list[str]:
+    """Each source's leading components before any wildcard, cleaned ("" means the whole tree)."""
+    prefixes = []
+    for source in sources:
+        parts = [p for p in os.path.normpath("/" + source).split("/") if p]
+        literal = []
+        for part in parts:
+            if any(ch in part for ch in "*?[\\"):
+                break
+            literal.append(part)
+        prefixes.append("/".join(literal))
+    return prefixes
+
+
+def on_the_way(path: str, prefixes: list[str]) -> bool:
+    """Whether `path` is a copied source, inside one, or a directory leading to one."""
+    return any(not p or path == p or path.startswith(p + "/") or p.startswith(path + "/") for p in prefixes)
+
+
+def reachable(root: Path, prefix: str) -> bool:
+    """The prefix exists in the partial tree with no symlink on its way (which could lead outside it)."""
+    current = root
+    for part in [p for p in prefix.split("/") if p]:
+        current = current / part
+        if current.is_symlink() or not os.path.lexists(current):
+            return False
+    return True
+
+
+def write_heredocs(heredocs: tuple[Heredoc, ...], directory: Path) -> list[str]:
+    """`COPY <<EOF /dest`: each heredoc becomes a 0644 file named after it; returns the names."""
+    names = []
+    for doc in heredocs:
+        path = directory / doc.name
+        path.write_text(doc.text)
+        os.chmod(path, 0o644)
+        names.append(doc.name)
+    return names
+
+
+def parse_chmod(value: str | None, line: int) -> int | None:
+    """The mode of `--chmod=0755` (octal only, as BuildKit's stable syntax)."""
+    if value is None:
+        return None
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        raise DockerfileError(f"invalid --chmod={value}: expected an octal mode such as 0755", line=line) from None
+    if mode > 0o7777:
+        raise DockerfileError(f"invalid --chmod={value}: mode out of range", line=line)
+    return mode

@@ -24,7 +24,20 @@ from builder.add_sources import archive_kind, download, is_url, redact_url, unpa
 from builder.base import DEFAULT_PATH, materialize, pull_base, scratch_state
 from builder.cache_key import sources_digest, start_key, step_key
 from builder.config_steps import CONFIG_INSTRUCTIONS, StageFlags, apply_config_step, command_argv
-from builder.copy import CopyOptions, copy_into, follow_source, make_parents, safe_join, select_sources
+from builder.copy import (
+    CopyOptions,
+    copy_into,
+    copy_with_parents,
+    follow_source,
+    make_parents,
+    on_the_way,
+    parse_chmod,
+    reachable,
+    safe_join,
+    select_sources,
+    source_prefixes,
+    write_heredocs,
+)
 from builder.dockerfile import parse_trigger
 from builder.globmatch import BadPatternError, match_path, validate_pattern
 from builder.heredoc import Heredoc, heredoc_run
@@ -309,9 +322,9 @@ class StageBuilder:
             def place(rootfs: Path) -> None:
                 # Sources are found only now: a cache hit never extracts a --from stage or image.
                 src_root, excluded = self._source_root(instr, Path(scratch))
-                names = _write_heredocs(instr.heredocs, src_root) if instr.heredocs else list(instr.sources)
+                names = write_heredocs(instr.heredocs, src_root) if instr.heredocs else list(instr.sources)
                 uid, gid = resolve_chown(rootfs, instr.chown) if instr.chown else (0, 0)
-                chmod = _parse_chmod(instr.chmod, instr.line)
+                chmod = parse_chmod(instr.chmod, instr.line)
                 # COPY --from without --chown keeps the source's owners, as docker does.
                 keep_owner = getattr(instr, "from_", None) is not None and not instr.chown
                 options = CopyOptions(uid=uid, gid=gid, chmod=chmod, excluded=excluded, keep_owner=keep_owner)
@@ -319,7 +332,7 @@ class StageBuilder:
                     self._add(rootfs, src_root, names, instr, options, workdir)
                     return
                 if isinstance(instr, ins.COPY) and instr.parents:
-                    _copy_with_parents(rootfs, src_root, names, instr.dest, workdir, options, excluded)
+                    copy_with_parents(rootfs, src_root, names, instr.dest, workdir, options, excluded)
                     return
                 sources = select_sources(src_root, names, what=what, excluded=excluded, match=match_path)
                 copy_into(rootfs, src_root, sources, instr.dest, workdir=workdir, options=options, what=what)
@@ -358,10 +371,10 @@ class StageBuilder:
         if rootfs is not None:
             return rootfs
         partial = scratch / "from"
-        prefixes = _literal_prefixes(instr.sources)
+        prefixes = source_prefixes(instr.sources)
         try:
-            materialize(state, partial, select=lambda path: _on_the_way(path, prefixes))
-            if all(_reachable(partial, prefix) for prefix in prefixes):
+            materialize(state, partial, select=lambda path: on_the_way(path, prefixes))
+            if all(reachable(partial, prefix) for prefix in prefixes):
                 self.session.log.info("  extracted only %s of %s", ", ".join(p or "/" for p in prefixes), source)
                 return partial
         except WharfieError:
@@ -393,71 +406,6 @@ class StageBuilder:
                 copy_into(rootfs, src_root, plain, instr.dest, workdir=workdir, options=options, what="ADD")
         finally:
             shutil.rmtree(downloads, ignore_errors=True)
-
-
-def _copy_with_parents(rootfs: Path, src_root: Path, patterns: list[str], dest: str, workdir: str,
-                       options: CopyOptions, excluded: Callable[[str], bool] | None) -> None:
-    """`COPY --parents`: each source keeps its path under dest, counted from the context root or
-    from a `/./` pivot in the pattern (BuildKit's rule)."""
-    for pattern in patterns:
-        base, pivot, _ = pattern.rpartition("/./")
-        start = src_root / os.path.normpath(base).lstrip("/") if pivot else src_root
-        for src in select_sources(src_root, [pattern.replace("/./", "/")], what="COPY", excluded=excluded,
-                                  match=match_path):
-            rel = src.relative_to(start).as_posix()
-            target = f"{dest.rstrip('/')}/{rel}" + ("/" if src.is_dir() and not src.is_symlink() else "")
-            copy_into(rootfs, src_root, [src], target, workdir=workdir, options=options, what="COPY")
-
-
-def _literal_prefixes(sources: tuple[str, ...]) -> list[str]:
-    """Each source's leading components before any wildcard, cleaned ("" means the whole tree)."""
-    prefixes = []
-    for source in sources:
-        parts = [p for p in os.path.normpath("/" + source).split("/") if p]
-        literal = []
-        for part in parts:
-            if any(ch in part for ch in "*?[\\"):
-                break
-            literal.append(part)
-        prefixes.append("/".join(literal))
-    return prefixes
-
-
-def _on_the_way(path: str, prefixes: list[str]) -> bool:
-    """Whether `path` is a copied source, inside one, or a directory leading to one."""
-    return any(not p or path == p or path.startswith(p + "/") or p.startswith(path + "/") for p in prefixes)
-
-
-def _reachable(root: Path, prefix: str) -> bool:
-    """The prefix exists in the partial tree with no symlink on its way (which could lead outside it)."""
-    current = root
-    for part in [p for p in prefix.split("/") if p]:
-        current = current / part
-        if current.is_symlink() or not os.path.lexists(current):
-            return False
-    return True
-
-
-def _write_heredocs(heredocs: tuple[Heredoc, ...], directory: Path) -> list[str]:
-    names = []
-    for doc in heredocs:
-        path = directory / doc.name
-        path.write_text(doc.text)
-        os.chmod(path, 0o644)
-        names.append(doc.name)
-    return names
-
-
-def _parse_chmod(value: str | None, line: int) -> int | None:
-    if value is None:
-        return None
-    try:
-        mode = int(value, 8)
-    except ValueError:
-        raise DockerfileError(f"invalid --chmod={value}: expected an octal mode such as 0755", line=line) from None
-    if mode > 0o7777:
-        raise DockerfileError(f"invalid --chmod={value}: mode out of range", line=line)
-    return mode
 
 
 def _copy_tree(source: Path, dest: Path) -> None:
