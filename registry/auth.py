@@ -244,9 +244,24 @@ class RegistryAuth(httpx.Auth):
             headers["Authorization"] = basic
         return httpx.Request("GET", realm, params=params, headers=headers)
 
+    def _check_realm(self, realm: str, request: httpx.Request) -> None:
+        """Credentials go to a plain-HTTP realm only if the registry itself is plain HTTP, or on loopback.
+
+        The realm comes from the registry's challenge: an HTTPS registry naming an
+        http:// realm would otherwise have us send the password in clear text.
+        """
+        url = httpx.URL(realm)
+        if self._credentials is None or url.scheme != "http" or request.url.scheme == "http":
+            return
+        if url.host in ("localhost", "::1") or url.host.startswith("127."):
+            return
+        raise AuthError(f"refusing to send the credentials for {self.registry} to the plain-HTTP token realm "
+                        f"{url.host}: the registry is HTTPS (list it with --insecure-registry if that is intended)")
+
     def _fetch_token(self, challenge: Challenge, scopes: tuple[str, ...],
                      request: httpx.Request) -> Generator[httpx.Request, httpx.Response, _Token]:
         started = self._clock()
+        self._check_realm(challenge.params["realm"], request)
         response = yield self._token_request(challenge, scopes)
         response.read()
         context = str(request.extensions.get(CONTEXT) or self.registry)

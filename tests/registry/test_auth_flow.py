@@ -212,3 +212,18 @@ def test_no_credentials_or_token_for_another_host():
     sent = script.log[-1]
     assert sent.url.host == "storage.elsewhere" and "authorization" not in sent.headers
     assert all(SECRET not in str(r.headers) for r in script.log if r.url.host == "storage.elsewhere")
+
+
+@pytest.mark.parametrize(("realm", "refused"), [("http://auth.example/jwt/auth", True),
+                                                ("http://127.0.0.1:9/jwt/auth", False)])
+def test_no_password_to_a_plain_http_realm_of_an_https_registry(realm: str, refused: bool):
+    script = Script(challenge=f'Bearer realm="{realm}",service="container_registry"')
+    c, _ = client(script)
+    if refused:
+        with pytest.raises(AuthError, match="plain-HTTP token realm auth.example"):
+            get(c, "/v2/g/p/manifests/1", "repository:g/p:pull")
+        assert all(r.url.scheme == "https" for r in script.log), "nothing was sent to the http realm"
+    else:
+        with pytest.raises(AuthError, match="returned no token"):  # the script serves no realm on 127.0.0.1
+            get(c, "/v2/g/p/manifests/1", "repository:g/p:pull")
+        assert any(r.url.host == "127.0.0.1" for r in script.log), "a loopback realm may be plain HTTP"
