@@ -21,7 +21,7 @@ from pathlib import Path
 
 from builder import instructions as ins
 from builder.add_sources import archive_kind, download, is_url, redact_url, unpack_archive
-from builder.base import DEFAULT_PATH, materialize, pull_base, scratch_state
+from builder.base import DEFAULT_PATH, materialize, scratch_state
 from builder.cache_key import sources_digest, start_key, step_key
 from builder.config_steps import CONFIG_INSTRUCTIONS, StageFlags, apply_config_step, command_argv
 from builder.copy import (
@@ -102,8 +102,7 @@ class StageBuilder:
             self.key = parent.key
             return parent.state
         self.session.log.info("FROM %s", base)
-        state, _ref, digest = pull_base(base, client=self.session.client, platform=options.platform,
-                                        store=self.session.store)
+        state, _ref, digest = self.session.image(base)
         self.key = start_key(str(digest), options.platform)
         return state
 
@@ -257,8 +256,7 @@ class StageBuilder:
             index = self.plan.resolve_from(source)
             if index is not None:
                 return f"stage:{self.session.results[index].key}"
-            _state, _ref, digest = pull_base(source, client=self.session.client,
-                                             platform=self.session.options.platform, store=self.session.store)
+            _state, _ref, digest = self.session.image(source)
             return f"image:{digest}"
         if any(is_url(s) for s in instr.sources):
             return f"uncacheable:{os.urandom(16).hex()}"  # a URL's content is only known by fetching it
@@ -474,8 +472,7 @@ def _from_source(builder: StageBuilder, source: str) -> tuple[Path | None, Image
     if index is not None:
         result = builder.session.results[index]
         return result.rootfs, result.state
-    state, _ref, _digest = pull_base(source, client=builder.session.client,
-                                     platform=builder.session.options.platform, store=builder.session.store)
+    state, _ref, _digest = builder.session.image(source)
     return None, state
 
 
