@@ -65,7 +65,7 @@ def pull_base(name: str, *, client: RegistryClient, platform: Platform, store: B
     layers: tuple[Layer, ...] = tuple(
         RemoteLayer(desc, diff_id, ref, client, store) for desc, diff_id in zip(resolved.manifest.layers, config.diff_ids)
     )
-    return ImageState(config=config, layers=layers, source_repositories=(ref,)), ref, resolved.manifest_digest
+    return ImageState(config=config, layers=layers), ref, resolved.manifest_digest
 
 
 def _prefetch(layers: tuple[Layer, ...]) -> None:

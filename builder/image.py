@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, replace
-from typing import Any
 
 from oci import mediatypes as mt
 from oci.digest import Digest
@@ -32,8 +31,6 @@ def timestamp(epoch: int | None) -> str:
 class ImageState:
     config: ImageConfig
     layers: tuple[Layer, ...] = ()
-    # Where the base image came from: the push mounts its layers from there.
-    source_repositories: tuple[Any, ...] = ()
 
     def with_config(self, config: ImageConfig) -> ImageState:
         return replace(self, config=config)

@@ -51,10 +51,10 @@ def deliver(image: BuiltImage, output: OutputOptions, client: RegistryClient,
                            layers=image.state.layers, tag=destinations[0].tag if destinations else "latest")
         log.info("wrote OCI layout %s", output.oci_layout_path)
     if destinations and not output.no_push:
-        # Layers stored in the cache repository while building are mounted from there, not uploaded again.
-        mounts = [r for r in (*image.state.source_repositories, *mount_sources) if isinstance(r, Reference)]
+        # A base or cache-hit layer is mounted from its own repository (RemoteLayer.reference); layers
+        # built here and stored in the cache repository meanwhile are mounted from there.
         client.push_image(destinations, image.manifest_raw, image.manifest_media_type, image.config_raw,
-                          image.state.layers, mount_sources=mounts)
+                          image.state.layers, mount_sources=mount_sources)
         pushed = [f"{d.name}:{d.tag}@{image.digest}" if d.tag else f"{d.name}@{image.digest}" for d in destinations]
     if output.digest_file is not None:
         _write_atomically(output.digest_file, str(image.digest))
