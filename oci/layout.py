@@ -20,7 +20,7 @@ from oci.errors import WharfieError
 from oci.layer import Layer
 from oci.models import Descriptor, Index, canonical_json
 
-__all__ = ["REF_ANNOTATION", "read_layout_index", "write_image_layout"]
+__all__ = ["REF_ANNOTATION", "add_manifest", "open_layout", "read_layout_index", "write_image_layout"]
 
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
 
@@ -49,12 +49,8 @@ def read_layout_index(root: Path) -> Index:
     return Index.from_bytes(path.read_bytes())
 
 
-def write_image_layout(root: Path, *, manifest_raw: bytes, manifest_media_type: str, config_raw: bytes,
-                       layers: Iterable[Layer], tag: str | None = "latest") -> Digest:
-    """Add one image to the layout at `root` (created if needed); returns the manifest digest.
-
-    An existing entry with the same tag is replaced; other entries are kept.
-    """
+def open_layout(root: Path) -> BlobStore:
+    """The layout at `root` (created if needed, its version checked) as a store to put blobs in."""
     root.mkdir(parents=True, exist_ok=True)
     layout_file = root / "oci-layout"
     if layout_file.exists():
@@ -63,17 +59,31 @@ def write_image_layout(root: Path, *, manifest_raw: bytes, manifest_media_type: 
             raise WharfieError(f"{root}: unsupported OCI layout version {version!r}")
     else:
         _atomic_write(layout_file, canonical_json({"imageLayoutVersion": "1.0.0"}))
-    store = BlobStore(root)
+    return BlobStore(root)
+
+
+def add_manifest(root: Path, manifest_raw: bytes, media_type: str, tag: str | None) -> Digest:
+    """Store the manifest (its blobs already in) and name it in index.json; an entry of the same tag is replaced."""
+    digest = BlobStore(root).put_bytes(manifest_raw)
+    _remove_empty(root / "tmp")  # the store's ingest area is not part of the layout
+    annotations = {REF_ANNOTATION: tag} if tag else None
+    entry = Descriptor(media_type, digest, len(manifest_raw), annotations=annotations)
+    kept = tuple(d for d in read_layout_index(root).manifests
+                 if not tag or (d.annotations or {}).get(REF_ANNOTATION) != tag)
+    _atomic_write(root / "index.json", Index(mt.OCI_INDEX, (*kept, entry)).to_bytes())
+    return digest
+
+
+def write_image_layout(root: Path, *, manifest_raw: bytes, manifest_media_type: str, config_raw: bytes,
+                       layers: Iterable[Layer], tag: str | None = "latest") -> Digest:
+    """Add one image to the layout at `root` (created if needed); returns the manifest digest.
+
+    An existing entry with the same tag is replaced; other entries are kept.
+    """
+    store = open_layout(root)
     for layer in layers:
         if not store.has(layer.digest):
             with layer.open_compressed() as blob:
                 store.ingest(blob, layer.digest, what=f"layer {layer.digest}")
     store.put_bytes(config_raw)
-    digest = store.put_bytes(manifest_raw)
-    _remove_empty(root / "tmp")  # the store's ingest area is not part of the layout
-    annotations = {REF_ANNOTATION: tag} if tag else None
-    entry = Descriptor(manifest_media_type, digest, len(manifest_raw), annotations=annotations)
-    kept = tuple(d for d in read_layout_index(root).manifests
-                 if not tag or (d.annotations or {}).get(REF_ANNOTATION) != tag)
-    _atomic_write(root / "index.json", Index(mt.OCI_INDEX, (*kept, entry)).to_bytes())
-    return digest
+    return add_manifest(root, manifest_raw, manifest_media_type, tag)

@@ -17,14 +17,12 @@ import tarfile
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from oci import mediatypes as mt
 from oci.blobstore import BlobStore
 from oci.digest import Digest
 from oci.errors import WharfieError
-from oci.layout import REF_ANNOTATION
-from oci.models import Descriptor, Platform
+from oci.layout import REF_ANNOTATION, add_manifest, open_layout
+from oci.models import Platform
 from registry.client import RegistryClient
 from registry.manifests import ResolvedImage
 from registry.reference import Reference
@@ -93,25 +91,12 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def write_oci_layout(directory: Path, image: ResolvedImage, store: BlobStore, ref_name: str | None) -> None:
-    """Add the image to an OCI image layout (created if absent), named `ref_name` in index.json."""
-    layout = BlobStore(directory)
+    """Add the image to an OCI image layout (created if absent), named `ref_name` in index.json.
+
+    Blobs are hard-linked from the pull's store where the filesystem allows; the
+    layout itself (version, index) is oci/layout.py's.
+    """
+    layout = open_layout(directory)
     for desc in (image.manifest.config, *image.manifest.layers):
         _link_or_copy(store.path(desc.digest), layout.path(desc.digest))
-    layout.put_bytes(image.raw)
-    (directory / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
-    index_path = directory / "index.json"
-    index: dict[str, Any] = (json.loads(index_path.read_text()) if index_path.exists()
-                             else {"schemaVersion": 2, "manifests": []})
-    annotations = {REF_NAME_ANNOTATION: ref_name} if ref_name else None
-    entry = Descriptor(image.media_type, image.manifest_digest, len(image.raw), annotations=annotations).to_json()
-    index["manifests"] = [m for m in index.get("manifests", [])
-                          if not ref_name or (m.get("annotations") or {}).get(REF_NAME_ANNOTATION) != ref_name]
-    index["manifests"].append(entry)
-    index.setdefault("mediaType", mt.OCI_INDEX)
-    tmp = index_path.with_name(".index.json.tmp")
-    tmp.write_text(json.dumps(index))
-    os.replace(tmp, index_path)
-    try:  # BlobStore's staging dir is not part of a layout; another writer's files may still be in it
-        (directory / "tmp").rmdir()
-    except OSError:
-        pass
+    add_manifest(directory, image.raw, image.media_type, ref_name)
