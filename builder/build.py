@@ -16,7 +16,7 @@ from builder.layer_cache import CACHE_STEPS_ANNOTATION, LayerCache, encode_steps
 from builder.options import BuildOptions
 from builder.output import BuiltImage, deliver
 from builder.session import BuildSession
-from builder.stages import parse_dockerfile
+from builder.frontend.plan import parse_dockerfile
 from oci.blobstore import BlobStore
 from oci.digest import Digest
 from oci.errors import DockerfileError

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from builder import instructions as ins
+from builder.frontend import instructions as ins
 from oci.digest import CHUNK
 from oci.models import Platform
 

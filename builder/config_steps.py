@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from builder import instructions as ins
+from builder.frontend import instructions as ins
 from builder.history import go_quoted_list
 from oci.errors import DockerfileError
 from oci.models import ImageConfig

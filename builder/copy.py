@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from builder.globmatch import BadPatternError, match_path
-from builder.heredoc import Heredoc
+from builder.frontend.globmatch import BadPatternError, match_path
+from builder.frontend.heredoc import Heredoc
 from oci.errors import DockerfileError, WharfieError
 
 __all__ = ["CopyOptions", "copy_into", "copy_with_parents", "follow_source", "has_wildcard", "make_parents",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from builder.globmatch import BadPatternError, match_path, validate_pattern
+from builder.frontend.globmatch import BadPatternError, match_path, validate_pattern
 from oci.errors import DockerfileError
 
 __all__ = ["IgnoreMatcher", "Pattern", "go_clean", "load_ignore", "read_patterns"]

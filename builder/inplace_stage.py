@@ -20,7 +20,7 @@ from pathlib import Path
 from builder.inplace import clear_root, extract_filtered, in_place_ignore
 from builder.session import BuildSession
 from builder.stage import StageBuilder, StageResult
-from builder.stages import BuildPlan, Stage
+from builder.frontend.plan import BuildPlan, Stage
 from oci.layer import Layer
 
 __all__ = ["InPlaceStageBuilder", "stage_builder_class"]

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from builder import instructions as ins
+from builder.frontend import instructions as ins
 from builder.copy import safe_join
 from builder.options import SecretSource
 from builder.sandbox import Bind, Tmpfs

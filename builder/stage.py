@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from builder import instructions as ins
+from builder.frontend import instructions as ins
 from builder.add_sources import archive_kind, download, is_url, redact_url, unpack_archive
 from builder.base import DEFAULT_PATH, materialize, scratch_state
 from builder.cache_key import sources_digest, start_key, step_key
@@ -38,9 +38,9 @@ from builder.copy import (
     source_prefixes,
     write_heredocs,
 )
-from builder.dockerfile import parse_trigger
-from builder.globmatch import BadPatternError, match_path, validate_pattern
-from builder.heredoc import Heredoc, heredoc_run
+from builder.frontend.dockerfile import parse_trigger
+from builder.frontend.globmatch import BadPatternError, match_path, validate_pattern
+from builder.frontend.heredoc import Heredoc, heredoc_run
 from builder.history import BUILDKIT_COMMENT, run_created_by
 from builder.image import ImageState, add_history, append_layer, timestamp
 from builder.inplace import InPlaceRunner, in_place_ignore
@@ -49,7 +49,7 @@ from builder.run_mounts import RunMounts
 from builder.run_step import run_step, walk_mode
 from builder.sandbox import SANDBOX_IGNORED, Bind, RunFailed, RunSpec
 from builder.session import BuildSession
-from builder.stages import BuildPlan, Scope, Stage
+from builder.frontend.plan import BuildPlan, Scope, Stage
 from builder.userdb import resolve_chown, resolve_exec_user
 from layers.changes import Change
 from layers.extract import extract_layer

@@ -6,7 +6,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from builder import instructions as ins
+from builder.frontend import instructions as ins
 from builder.cache_key import sources_digest, start_key, step_key
 from oci.models import Platform
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from builder import instructions as ins
+from builder.frontend import instructions as ins
 from builder.options import SecretSource
 from builder.run_mounts import MountError, RunMounts, cache_dir_for, parse_secret_flag
 

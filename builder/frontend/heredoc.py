@@ -9,7 +9,7 @@ are joined on the escape token into logical lines, each split into keyword,
 shell form holds a word ``[n]<<[-]WORD``, the following lines up to ``WORD``
 are read verbatim as that heredoc's body, so the next instruction keeps its
 true line number. A quoted terminator turns off expansion; ``<<-`` strips
-leading tabs. Instruction semantics are `builder.dockerfile`'s job.
+leading tabs. Instruction semantics are `builder.frontend.dockerfile`'s job.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from builder.expand import ExpansionError, Lexer
+from builder.frontend.shell import ExpansionError, Lexer
 
 __all__ = [
     "HEREDOC_INSTRUCTIONS",

@@ -22,8 +22,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from builder import heredoc as hd
-from builder import instructions as ins
+from builder.frontend import heredoc as hd
+from builder.frontend import instructions as ins
 from oci.errors import DockerfileError
 
 __all__ = ["ParsedDockerfile", "parse", "parse_go_duration", "parse_trigger"]

@@ -2,7 +2,7 @@
 
 Why: the executor, the cache key and the image history all need the same
 validated view of an instruction, so parsing happens once, before any step
-runs. Values are kept as written (unexpanded); `builder.stages.expand_instruction`
+runs. Values are kept as written (unexpanded); `builder.frontend.expansion.expand_instruction`
 returns an expanded copy once the step's environment is known.
 
 Every instruction has `line` (1-based first line), `end_line` (last line,
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from builder.heredoc import Heredoc
+    from builder.frontend.heredoc import Heredoc
 
 __all__ = [
     "ADD",

@@ -26,9 +26,10 @@ import platform as _host
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from builder import dockerfile
-from builder import instructions as ins
-from builder.expand import ExpansionError, Lexer, expand_instruction
+from builder.frontend import dockerfile
+from builder.frontend import instructions as ins
+from builder.frontend.expansion import expand_instruction
+from builder.frontend.shell import ExpansionError, Lexer
 from oci.errors import DockerfileError
 
 __all__ = [
