@@ -6,8 +6,8 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from builder.cache.cache_key import sources_digest, start_key, step_key
 from builder.frontend import instructions as ins
-from builder.cache_key import sources_digest, start_key, step_key
 from oci.models import Platform
 
 BASE = start_key("sha256:" + "a" * 64, Platform("linux", "amd64"))

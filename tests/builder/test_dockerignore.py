@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.dockerignore import IgnoreMatcher, go_clean, load_ignore, read_patterns
+from builder.context.dockerignore import IgnoreMatcher, go_clean, load_ignore, read_patterns
 from builder.frontend.globmatch import BadPatternError, has_wildcards, match_path
 from oci.errors import DockerfileError
 

@@ -32,19 +32,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from builder.execution.sandbox import Bind, Tmpfs
 from builder.frontend import instructions as ins
-from builder.copy import safe_join
-from builder.options import SecretSource
-from builder.sandbox import Bind, Tmpfs
+from builder.steps.copy import safe_join
 from oci.errors import WharfieError
 
-__all__ = ["MountError", "ResolvedMounts", "RunMounts", "cache_dir_for", "parse_secret_flag"]
+__all__ = ["MountError", "ResolvedMounts", "RunMounts", "SecretSource", "cache_dir_for", "parse_secret_flag"]
 
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 class MountError(WharfieError):
     """A RUN --mount that cannot be set up."""
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """`--secret id=NAME,src=PATH` or `--secret id=NAME,env=VAR`: where a secret's value is read from, never the value."""
+
+    id: str
+    path: Path | None = None
+    env: str | None = None
 
 
 def parse_secret_flag(value: str, environ: Mapping[str, str] | None = None) -> SecretSource:

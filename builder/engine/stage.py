@@ -1,7 +1,7 @@
 """Building one stage: its base, then each instruction in order.
 
 This module only coordinates: config instructions are pure functions
-(builder/config_steps.py), filesystem instructions run their action between
+(builder/steps/config_steps.py), filesystem instructions run their action between
 two snapshots (layers/) and turn the change into a layer. The stage's rootfs
 is extracted lazily: a stage of config instructions only never downloads a
 layer.
@@ -16,15 +16,26 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
+from builder.cache.cache_key import sources_digest, start_key, step_key
+from builder.engine.session import BuildSession, StageResult
+from builder.execution.inplace import InPlaceRunner, in_place_ignore
+from builder.execution.rootless import chown_hint
+from builder.execution.run_mounts import RunMounts
+from builder.execution.run_step import run_step, walk_mode
+from builder.execution.sandbox import SANDBOX_IGNORED, Bind, RunFailed, RunSpec
 from builder.frontend import instructions as ins
-from builder.add_sources import archive_kind, download, is_url, redact_url, unpack_archive
-from builder.base import DEFAULT_PATH, materialize, scratch_state
-from builder.cache_key import sources_digest, start_key, step_key
-from builder.config_steps import CONFIG_INSTRUCTIONS, StageFlags, apply_config_step, command_argv
-from builder.copy import (
+from builder.frontend.dockerfile import parse_trigger
+from builder.frontend.globmatch import BadPatternError, match_path, validate_pattern
+from builder.frontend.heredoc import Heredoc, heredoc_run
+from builder.frontend.plan import BuildPlan, Stage
+from builder.image.base import DEFAULT_PATH, materialize, scratch_state
+from builder.image.state import ImageState, add_history, append_layer, timestamp
+from builder.steps.add_sources import archive_kind, download, is_url, redact_url, unpack_archive
+from builder.steps.config_steps import CONFIG_INSTRUCTIONS, StageFlags, apply_config_step, command_argv
+from builder.steps.copy import (
     CopyOptions,
     copy_into,
     copy_with_parents,
@@ -38,19 +49,8 @@ from builder.copy import (
     source_prefixes,
     write_heredocs,
 )
-from builder.frontend.dockerfile import parse_trigger
-from builder.frontend.globmatch import BadPatternError, match_path, validate_pattern
-from builder.frontend.heredoc import Heredoc, heredoc_run
-from builder.history import BUILDKIT_COMMENT, run_created_by
-from builder.image import ImageState, add_history, append_layer, timestamp
-from builder.inplace import InPlaceRunner, in_place_ignore
-from builder.rootless import chown_hint
-from builder.run_mounts import RunMounts
-from builder.run_step import run_step, walk_mode
-from builder.sandbox import SANDBOX_IGNORED, Bind, RunFailed, RunSpec
-from builder.session import BuildSession
-from builder.frontend.plan import BuildPlan, Scope, Stage
-from builder.userdb import resolve_chown, resolve_exec_user
+from builder.steps.history import BUILDKIT_COMMENT, run_created_by
+from builder.steps.userdb import resolve_chown, resolve_exec_user
 from layers.changes import Change
 from layers.extract import extract_layer
 from layers.walk import Snapshot, diff
@@ -59,18 +59,7 @@ from oci.errors import DockerfileError, WharfieError
 from oci.layer import Layer, StoredLayer
 from oci.models import History
 
-__all__ = ["StageBuilder", "StageResult"]
-
-
-@dataclass
-class StageResult:
-    index: int
-    name: str | None
-    state: ImageState
-    rootfs: Path | None  # extracted tree, when some step needed it
-    scope: Scope  # variables at the end of the stage: a stage built FROM this one starts with them
-    key: str  # the cache key of its last step: what a COPY --from of this stage depends on
-    step_keys: tuple[tuple[str, int], ...] = ()  # (key, layer index or -1) of each filesystem step
+__all__ = ["StageBuilder"]
 
 
 class StageBuilder:
@@ -424,7 +413,7 @@ def _print_step_output(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-# -- RUN (builder/run_step.py runs it; these only connect it to the stage) ------
+# -- RUN (builder/execution/run_step.py runs it; these only connect it to the stage) ------
 def _run_argv(instr: ins.RUN, shell: tuple[str, ...] | None) -> tuple[tuple[str, ...], Heredoc | None]:
     """The step's argv, and the heredoc to mount as its executable (`RUN <<EOF` starting with #!)."""
     if instr.is_exec:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from builder.frontend import instructions as ins
-from builder.history import go_quoted_list
+from builder.steps.history import go_quoted_list
 from oci.errors import DockerfileError
 from oci.models import ImageConfig
 

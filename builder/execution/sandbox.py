@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.copy import safe_join
+from builder.steps.copy import safe_join
 from oci.errors import WharfieError
 
 __all__ = [

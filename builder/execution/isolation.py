@@ -7,7 +7,7 @@ looks at the facts (`probe_host`) and picks the strongest mode that works
 (`choose_isolation`, a pure function so every case is testable); `sandbox`
 and `in-place` force one and fail with a one-line reason when it cannot work.
 
-The rootless case is decided before the build (builder/rootless.py re-runs
+The rootless case is decided before the build (builder/execution/rootless.py re-runs
 the whole command in a user namespace); inside it this module sees root in a
 user namespace and reports the id mapping it found.
 """
@@ -174,7 +174,7 @@ def probe_host() -> HostFacts:
 def choose_isolation(requested: Requested, facts: HostFacts, *, force: bool = False) -> Isolation:
     """The mode to build in; `IsolationError` when the requested one cannot work here.
 
-    A non-root caller never gets here with sandbox possible: builder/rootless.py
+    A non-root caller never gets here with sandbox possible: builder/execution/rootless.py
     has re-run the build inside a user namespace first, where it is root.
     """
     rootless = facts.mapping is not None

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from builder.isolation import IdMapping, probe_host, subid_range
+from builder.execution.isolation import IdMapping, probe_host, subid_range
 from oci.errors import WharfieError
 
 __all__ = ["CHILD_MARK", "chown_hint", "enter_user_namespace_if_needed", "reexec_in_user_namespace", "should_reexec",

@@ -9,14 +9,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.dockerignore import load_ignore
-from builder.image import render_manifest, timestamp
-from builder.inplace_stage import stage_builder_class
-from builder.layer_cache import CACHE_STEPS_ANNOTATION, LayerCache, encode_steps
-from builder.options import BuildOptions
-from builder.output import BuiltImage, deliver
-from builder.session import BuildSession
+from builder.cache.layer_cache import CACHE_STEPS_ANNOTATION, LayerCache, encode_steps
+from builder.context.dockerignore import load_ignore
+from builder.engine.inplace_stage import stage_builder_class
+from builder.engine.options import BuildOptions
+from builder.engine.output import BuiltImage, deliver
+from builder.engine.session import BuildSession
 from builder.frontend.plan import parse_dockerfile
+from builder.image.state import render_manifest, timestamp
 from oci.blobstore import BlobStore
 from oci.digest import Digest
 from oci.errors import DockerfileError

@@ -5,22 +5,32 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from builder.base import pull_base
-from builder.dockerignore import IgnoreMatcher
-from builder.image import ImageState
-from builder.layer_cache import LayerCache
-from builder.options import BuildOptions
+from builder.cache.layer_cache import LayerCache
+from builder.context.dockerignore import IgnoreMatcher
+from builder.engine.options import BuildOptions
+from builder.frontend.plan import Scope
+from builder.image.base import pull_base
+from builder.image.state import ImageState
 from oci.blobstore import BlobStore
 from oci.digest import Digest
 from registry.client import RegistryClient
 from registry.reference import Reference
 
-if TYPE_CHECKING:
-    from builder.stage import StageResult
+__all__ = ["BuildSession", "StageResult"]
 
-__all__ = ["BuildSession"]
+
+@dataclass
+class StageResult:
+    """A built stage: what later stages (FROM, COPY --from) and the build's output read from it."""
+
+    index: int
+    name: str | None
+    state: ImageState
+    rootfs: Path | None  # extracted tree, when some step needed it
+    scope: Scope  # variables at the end of the stage: a stage built FROM this one starts with them
+    key: str  # the cache key of its last step: what a COPY --from of this stage depends on
+    step_keys: tuple[tuple[str, int], ...] = ()  # (key, layer index or -1) of each filesystem step
 
 
 @dataclass

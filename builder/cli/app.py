@@ -15,11 +15,11 @@ from typing import Any
 
 import click
 
-from builder.isolation import resolve_isolation
-from builder.layer_cache import CacheOptions
-from builder.options import BuildOptions, OutputOptions, default_cache_dir
-from builder.rootless import enter_user_namespace_if_needed
-from builder.run_mounts import parse_secret_flag
+from builder.cache.layer_cache import CacheOptions
+from builder.engine.options import BuildOptions, OutputOptions, default_cache_dir
+from builder.execution.isolation import resolve_isolation
+from builder.execution.rootless import enter_user_namespace_if_needed
+from builder.execution.run_mounts import parse_secret_flag
 from oci.errors import WharfieError
 from oci.models import Platform, host_platform
 from registry.cleanup import parse_age
@@ -190,8 +190,8 @@ def build(**kw: Any) -> None:
     )
     for destination in kw["destinations"]:
         parse_reference(destination)  # a bad --destination fails now, not after the build
-    from builder.build import build_image
-    from builder.registry_setup import registry_client
+    from builder.engine.build import build_image
+    from builder.engine.registry_setup import registry_client
 
     client = registry_client(insecure=kw["insecure"], insecure_destinations=kw["destinations"] if kw["insecure_all"] else (),
                              skip_tls_verify=kw["skip_tls_verify"], certificates=kw["certs"], retries=kw["push_retry"],
@@ -202,7 +202,7 @@ def build(**kw: Any) -> None:
 
 def _attach_registry_commands() -> None:
     try:
-        from builder.cli_registry import REGISTRY_COMMANDS
+        from builder.cli.registry_commands import REGISTRY_COMMANDS
     except ImportError:  # pragma: no cover - only while the registry commands are absent
         return
     for command in REGISTRY_COMMANDS:

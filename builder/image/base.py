@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from builder.image import ImageState
+from builder.image.state import ImageState
 from layers.extract import extract_layer
 from oci.blobstore import BlobStore
 from oci.digest import Digest

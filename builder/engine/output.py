@@ -6,8 +6,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.image import ImageState
-from builder.options import OutputOptions
+from builder.engine.options import OutputOptions
+from builder.image.state import ImageState
 from oci.digest import Digest
 from oci.errors import WharfieError
 from oci.layout import write_image_layout

@@ -17,9 +17,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from builder.inplace import clear_root, extract_filtered, in_place_ignore
-from builder.session import BuildSession
-from builder.stage import StageBuilder, StageResult
+from builder.engine.session import BuildSession, StageResult
+from builder.engine.stage import StageBuilder
+from builder.execution.inplace import clear_root, extract_filtered, in_place_ignore
 from builder.frontend.plan import BuildPlan, Stage
 from oci.layer import Layer
 
@@ -31,8 +31,8 @@ log = logging.getLogger("wharfie")
 # C extensions need may be gone (those already loaded stay mapped).
 _PRELOAD = ("ssl", "zlib", "gzip", "bz2", "lzma", "hashlib", "json", "tarfile", "ctypes", "fcntl", "uuid",
             "concurrent.futures", "isal.igzip", "isal.isal_zlib", "zstandard", "httpx", "h11", "certifi",
-            "builder.build", "builder.output", "builder.copy", "builder.add_sources", "layers.writer",
-            "registry.push", "registry.upload", "registry.blobs")
+            "builder.engine.build", "builder.engine.output", "builder.steps.copy", "builder.steps.add_sources",
+            "layers.writer", "registry.push", "registry.upload", "registry.blobs")
 
 
 def preload() -> None:

@@ -20,9 +20,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from builder.isolation import Isolation
-from builder.overlay_apply import apply_upper
-from builder.sandbox import OverlayDirs, RunSpec, run_in_sandbox
+from builder.execution.isolation import Isolation
+from builder.execution.overlay_apply import apply_upper
+from builder.execution.sandbox import OverlayDirs, RunSpec, run_in_sandbox
 from layers.changes import Change
 from layers.overlay import changes_from_upper
 from layers.walk import Snapshot, SnapshotMode, diff

@@ -22,7 +22,7 @@ from typing import BinaryIO, cast
 
 import httpx
 
-from builder.copy import make_parents, safe_join
+from builder.steps.copy import make_parents, safe_join
 from layers.compress import open_decompressed, sniff_compression
 from layers.extract import extract_layer
 from oci.digest import CHUNK, Digest, Hasher

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import builder
-from builder.sandbox import RunFailed, RunSpec, follow_output
+from builder.execution.sandbox import RunFailed, RunSpec, follow_output
 from layers.compress import open_decompressed
 from layers.extract import extract_layer
 from oci.errors import WharfieError

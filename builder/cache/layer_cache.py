@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from builder.base import RemoteLayer
-from builder.image import timestamp
+from builder.image.base import RemoteLayer
+from builder.image.state import timestamp
 from oci import mediatypes as mt
 from oci.blobstore import BlobStore
 from oci.digest import Digest

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.copy import safe_join
+from builder.steps.copy import safe_join
 from oci.errors import WharfieError
 
 __all__ = ["ExecUser", "resolve_chown", "resolve_exec_user"]

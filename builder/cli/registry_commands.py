@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from builder.options import default_cache_dir
+from builder.engine.options import default_cache_dir
 from oci.blobstore import BlobStore
 from oci.models import Platform, host_platform
 from registry.cleanup import CleanupPolicy, parse_age, run_cleanup

@@ -10,11 +10,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.isolation import Isolation
-from builder.layer_cache import CacheOptions
+from builder.cache.layer_cache import CacheOptions
+from builder.execution.isolation import Isolation
+from builder.execution.run_mounts import SecretSource
 from oci.models import Platform, host_platform
 
-__all__ = ["BuildOptions", "OutputOptions", "SecretSource", "default_cache_dir"]
+__all__ = ["BuildOptions", "OutputOptions", "default_cache_dir"]
 
 
 def default_cache_dir() -> Path:
@@ -37,15 +38,6 @@ class OutputOptions:
 
 
 @dataclass(frozen=True)
-class SecretSource:
-    """`--secret id=NAME,src=PATH` or `--secret id=NAME,env=VAR`: where a secret's value is read from, never the value."""
-
-    id: str
-    path: Path | None = None
-    env: str | None = None
-
-
-@dataclass(frozen=True)
 class BuildOptions:
     context: Path
     dockerfile: Path
@@ -60,7 +52,7 @@ class BuildOptions:
     cache: CacheOptions = field(default_factory=CacheOptions)
     work_dir: Path | None = None
     quiet: bool = False
-    # How RUN steps are isolated (builder/isolation.py), resolved by the CLI from --isolation.
+    # How RUN steps are isolated (builder/execution/isolation.py), resolved by the CLI from --isolation.
     isolation: Isolation = field(default_factory=lambda: Isolation("sandbox"))
     secrets: tuple[SecretSource, ...] = ()
     ignore_paths: tuple[str, ...] = ()  # --ignore-path: never captured in a layer
