@@ -2,7 +2,7 @@
 
 key(step) = sha256 over
 - the previous step's key (the first key starts from the base image's manifest
-  digest and the platform, or from the base stage's last key);
+  digest, the platform and the layer format, or from the base stage's last key);
 - the instruction as parsed and expanded (not its line number, so adding a
   comment above it changes nothing);
 - the ARG and ENV values the step can see: only the ARGs declared in the stage
@@ -10,6 +10,12 @@ key(step) = sha256 over
 - for COPY/ADD, a digest of every selected source: relative path, type, mode,
   link target and content, never mtimes (owner and mode flags are in the
   instruction itself).
+
+The layer format (`layer_format`: compression and level, and the timestamp
+clamp of `--reproducible`/`SOURCE_DATE_EPOCH`) is in the first key because it
+decides a layer's bytes as much as the step does: a layer cached by a plain
+build must not answer a reproducible one, whose digest would then depend on
+what ran before.
 
 Lookup and store both call `step_key`, so they cannot disagree (kaniko #410).
 """
@@ -29,9 +35,9 @@ from builder.frontend import instructions as ins
 from oci.digest import CHUNK
 from oci.models import Platform
 
-__all__ = ["KEY_VERSION", "sources_digest", "start_key", "step_key"]
+__all__ = ["KEY_VERSION", "layer_format", "sources_digest", "start_key", "step_key"]
 
-KEY_VERSION = "wharfie-cache-v1"  # bump when the key's inputs change meaning
+KEY_VERSION = "wharfie-cache-v2"  # bump when the key's inputs change meaning
 _NOT_IN_KEY = {"line", "end_line", "original"}
 
 
@@ -43,9 +49,14 @@ def _sha256(*parts: str) -> str:
     return digest.hexdigest()
 
 
-def start_key(base: str, platform: Platform) -> str:
+def layer_format(compression: str, level: int | None, epoch: int | None) -> str:
+    """Everything besides a step's inputs that changes its layer's bytes, as one key part."""
+    return json.dumps({"compression": compression, "level": level, "epoch": epoch}, sort_keys=True)
+
+
+def start_key(base: str, platform: Platform, layer_format: str) -> str:
     """The key before the first step: `base` is a manifest digest, "scratch" or a stage's last key."""
-    return _sha256(KEY_VERSION, base, str(platform))
+    return _sha256(KEY_VERSION, base, str(platform), layer_format)
 
 
 def _fingerprint(instr: ins.Instruction) -> str:

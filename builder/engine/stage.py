@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from builder.cache.cache_key import sources_digest, start_key, step_key
+from builder.cache.cache_key import layer_format, sources_digest, start_key, step_key
 from builder.engine.session import BuildSession, StageResult
 from builder.execution.inplace import InPlaceRunner, in_place_ignore
 from builder.execution.rootless import chown_hint
@@ -84,7 +84,7 @@ class StageBuilder:
         options = self.session.options
         base = self.stage.base
         if base == "scratch":
-            self.key = start_key("scratch", options.platform)
+            self.key = start_key("scratch", options.platform, self._layer_format())
             return scratch_state(options.platform)
         if self.stage.base_stage is not None:
             parent = self.session.results[self.stage.base_stage]
@@ -92,8 +92,12 @@ class StageBuilder:
             return parent.state
         self.session.log.info("FROM %s", base)
         state, _ref, digest = self.session.image(base)
-        self.key = start_key(str(digest), options.platform)
+        self.key = start_key(str(digest), options.platform, self._layer_format())
         return state
+
+    def _layer_format(self) -> str:
+        options = self.session.options
+        return layer_format(options.output.compression, options.output.compression_level, options.source_date_epoch)
 
     def ensure_rootfs(self) -> Path:
         """Extract the stage's filesystem the first time a step needs it.
