@@ -61,6 +61,16 @@ def _group_id(root: Path, spec: str, what: str) -> int:
     raise WharfieError(f"unable to find group {spec} in the image's /etc/group ({what})")
 
 
+def _home(row: list[str]) -> str:
+    return (row[5] if len(row) > 5 else "") or "/"
+
+
+def _member_of(root: Path, name: str) -> set[int]:
+    """The gids of every /etc/group row listing `name` as a member."""
+    return {int(g[2]) for g in _read_table(root, "group")
+            if len(g) >= 4 and g[2].isdigit() and name in g[3].split(",")}
+
+
 def resolve_exec_user(root: Path, spec: str | None) -> ExecUser:
     """The uid, gid, supplementary groups and home a step runs with for `USER spec`.
 
@@ -69,11 +79,14 @@ def resolve_exec_user(root: Path, spec: str | None) -> ExecUser:
     BuildKit (executor/oci, ensureAdditionalGids, after containerd's
     CVE-2023-25173 fix) always adds the primary gid, also for `uid:gid`.
     """
-    spec = spec or "root"
+    # No USER means uid 0 (runc's GetExecUser defaults, as docker, BuildKit and buildah
+    # run it), looked up by number: a base without /etc/passwd, `FROM scratch` with a
+    # static binary, still runs as 0:0 instead of failing to find "root".
+    spec = spec or "0"
     user_part, _, group_part = spec.partition(":")
     row = _lookup_user(root, user_part)
     if row is not None:
-        uid, gid, home, name = int(row[2]), int(row[3]), row[5] if len(row) > 5 else "/", row[0]
+        uid, gid, home, name = int(row[2]), int(row[3]), _home(row), row[0]
     elif user_part.isdigit():
         uid, gid, home, name = int(user_part), 0, "/", None
     else:
@@ -82,8 +95,7 @@ def resolve_exec_user(root: Path, spec: str | None) -> ExecUser:
     if group_part:
         gid = _group_id(root, group_part, f"USER {spec}")
     else:
-        members = {int(g[2]) for g in _read_table(root, "group")
-                   if name and len(g) >= 4 and g[2].isdigit() and name in g[3].split(",")}
+        members = _member_of(root, name) if name else set()
     return ExecUser(uid, gid, (gid, *sorted(members - {gid})), home or "/")
 
 
