@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from builder.execution.hardlinks import LinkedFiles
 from builder.execution.isolation import Isolation
 from builder.execution.overlay_apply import apply_upper
 from builder.execution.sandbox import OverlayDirs, RunSpec, run_in_sandbox
@@ -74,7 +75,9 @@ def _overlay_step(spec: RunSpec, isolation: Isolation, scratch: Path, ignore: Se
     for directory in (dirs.upper, dirs.work, dirs.merged):
         directory.mkdir(parents=True)
     try:
+        linked = LinkedFiles.copy_up(spec.root, dirs.upper)  # so a write through one name reaches all
         run_in_sandbox(replace(spec, overlay=dirs), output=output)
+        linked.settle()
         everything = changes_from_upper(dirs.upper, [spec.root])
         yield StepOutcome(without_ignored(everything, ignore), dirs.upper)
         apply_upper(dirs.upper, spec.root, everything)
