@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -132,6 +132,11 @@ def parse_gitlab_time(value: Any) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+def _path(url: str) -> str:
+    """The path as sent (``group%2Fproject`` stays one segment), for messages: no query, no host."""
+    return urlsplit(url).path
+
+
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -197,7 +202,7 @@ class GitLabAPI:
 
     def _send(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
               data: Mapping[str, str] | None = None, ok: tuple[int, ...] = (200,)) -> _Answer:
-        what = f"{method} {httpx.URL(url).path}"
+        what = f"{method} {_path(url)}"
         request = self._client.build_request(method, url, params=params, data=data)
         try:
             response = self._client.send(request, stream=True)
@@ -216,7 +221,7 @@ class GitLabAPI:
 
     def _error(self, answer: _Answer, what: str) -> GitLabAPIError:
         status = answer.response.status_code
-        words = self._clean(_gitlab_words(answer) or answer.response.reason_phrase or "")
+        words = self._clean(_gitlab_words(answer) or answer.response.reason_phrase or "").rstrip(".")
         header = self.token.header if self.token else None
         hint = _HINTS.get((status, header)) or _HINTS.get((status, None))
         sent = f" with {self.token.describe()}" if self.token else ""
@@ -250,13 +255,13 @@ class GitLabAPI:
         if next_page.isdigit():
             return url, {**params, "page": next_page}
         if match:
-            raise GitLabAPIError(f"GitLab API answer to GET {httpx.URL(url).path} points its next page elsewhere "
+            raise GitLabAPIError(f"GitLab API answer to GET {_path(url)} points its next page elsewhere "
                                  f"({httpx.URL(match.group(1)).host}): not followed, the token would go with it")
         return None
 
     def _get_all(self, url: str, params: Mapping[str, str], *, per_page: int | None = None) -> list[dict[str, Any]]:
         query = {**params, "per_page": str(per_page or _PER_PAGE)}
-        what = f"GET {httpx.URL(url).path}"
+        what = f"GET {_path(url)}"
         items: list[dict[str, Any]] = []
         for _ in range(_MAX_PAGES):
             answer = self._send("GET", url, params=query or None)
@@ -297,9 +302,9 @@ class GitLabAPI:
     def tag(self, project: str | int, repository_id: int, name: str) -> GitLabTag:
         """``GET .../tags/:tag_name``: digest, total size and ``created_at``."""
         url = self._url("projects", self._project(project), "registry", "repositories", repository_id, "tags", name)
-        item = self._json(self._send("GET", url), f"GET {httpx.URL(url).path}")
+        item = self._json(self._send("GET", url), f"GET {_path(url)}")
         if not isinstance(item, dict):
-            raise GitLabAPIError(f"GitLab API answered GET {httpx.URL(url).path} with something not an object")
+            raise GitLabAPIError(f"GitLab API answered GET {_path(url)} with something not an object")
         return GitLabTag(name, _digest(item.get("digest")), _int(item.get("total_size")),
                          parse_gitlab_time(item.get("created_at")), _str(item.get("location")))
 

@@ -82,8 +82,11 @@ def find_target(api: GitLabAPI, path: str, *, host: str | None = None, project: 
         if project:
             known = ", ".join(sorted(r.path for r in repositories)) or "none"
             raise WharfieError(f"project {project} has no container repository {path} (its repositories: {known})")
-    raise WharfieError(f"no GitLab project visible to this token holds the container repository {path}; "
-                       "give --project ID or GROUP/PROJECT")
+    if api.token is None:
+        raise WharfieError(f"no GitLab project holding the container repository {path} is public, and no token "
+                           "was sent: give --gitlab-token or $GITLAB_TOKEN, or run in a CI job ($CI_JOB_TOKEN)")
+    raise WharfieError(f"no GitLab project visible to {api.token.describe()} holds the container repository "
+                       f"{path}; give --project ID or GROUP/PROJECT")
 
 
 def gitlab_tag_infos(api: GitLabAPI, target: GitLabTarget, *, per_page: int | None = None) -> list[TagInfo]:
