@@ -275,16 +275,16 @@ def repositories_ls(output: str, page_size: int | None, **kw: Any) -> None:
     with api:
         _say(kw, f"Using {api.describe()}: project {project}")
         found = api.repositories(project, per_page=page_size)
-    rows = [{"id": r.id, "name": r.name, "path": r.path, "location": r.location, "tags_count": r.tags_count,
-             "created_at": r.created_at.isoformat() if r.created_at else None} for r in found]
     if output == "json":
+        rows = [{"id": r.id, "name": r.name, "path": r.path, "location": r.location, "tags_count": r.tags_count,
+                 "created_at": r.created_at.isoformat() if r.created_at else None} for r in found]
         click.echo(json.dumps(rows, indent=2))
         return
-    width = max([len("PATH")] + [len(r["path"]) for r in rows])
+    width = max([len("PATH")] + [len(r.path) for r in found])
     click.echo(f"{'ID':>8}  {'PATH':<{width}}  {'TAGS':>6}  NAME")
-    for r in rows:
-        count = "" if r["tags_count"] is None else str(r["tags_count"])
-        click.echo(f"{r['id']:>8}  {r['path']:<{width}}  {count:>6}  {r['name']}")
+    for r in found:
+        count = "" if r.tags_count is None else str(r.tags_count)
+        click.echo(f"{r.id:>8}  {r.path:<{width}}  {count:>6}  {r.name}")
 
 
 @tags.command("rm")

@@ -29,7 +29,7 @@ import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -189,7 +189,7 @@ class GitLabAPI:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> GitLabAPI:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
