@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from registry.options import RegistryOptions
 from registry.progress import choose_progress
 from registry.pull import pull_image, write_docker_tarball, write_oci_layout
 from registry.reference import DEFAULT_REGISTRY, Reference, normalize_host, parse_reference
+from registry.session import is_loopback
 from registry.tags import delete_tag, list_tags
 
 __all__ = ["REGISTRY_COMMANDS", "cleanup", "inspect", "login", "logout", "pull", "repositories", "tags"]
@@ -118,17 +120,41 @@ def gitlab_flags(func: Callable[..., None]) -> Callable[..., None]:
     return func
 
 
-def _gitlab_api(kw: dict[str, Any]) -> GitLabAPI | None:
-    """GitLab's API from the flags (removed from `kw`; the shared TLS flags are only read), or None."""
-    url = kw.pop("gitlab_url") or os.environ.get("CI_API_V4_URL")
+@dataclass(frozen=True)
+class _APIChoice:
+    """GitLab's API, or None and why not (the words a command uses to say which API it speaks)."""
+
+    api: GitLabAPI | None
+    why_not: str = ""
+
+
+def _gitlab_api(kw: dict[str, Any], reference: str | None = None) -> _APIChoice:
+    """GitLab's API from the flags (removed from `kw`; the shared TLS flags are only read).
+
+    A job's own API (``$CI_API_V4_URL``) serves the job's registry only: a REFERENCE naming another
+    registry than ``$CI_REGISTRY`` is handled by that registry's API. The token travels in every
+    request, so plain HTTP is refused except to loopback or an ``--insecure-registry`` host.
+    """
+    flag_url = kw.pop("gitlab_url")
+    url = flag_url or os.environ.get("CI_API_V4_URL")
     token = gitlab_token(kw.pop("gitlab_token"), os.environ)
-    if kw.pop("registry_api") or not url:
-        return None
-    if not url.startswith(("https://", "http://")):
+    if kw.pop("registry_api"):
+        return _APIChoice(None, "--registry-api")
+    if not url:
+        return _APIChoice(None, "no GitLab API given: --gitlab-url or $CI_API_V4_URL")
+    host = _explicit_host(reference) if reference else None
+    ci_registry = os.environ.get("CI_REGISTRY")
+    if not flag_url and host and ci_registry and _registry_host(ci_registry) != host:
+        return _APIChoice(None, f"{host} is not this job's registry $CI_REGISTRY")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("https", "http"):
         raise click.BadParameter(f"expected an http(s) URL, got {url!r}", param_hint="--gitlab-url")
-    host = url.split("://", 1)[1].split("/", 1)[0]
-    verify: bool | str = _ca_files(kw["certs"]).get(host) or not kw["skip_tls_verify"]
-    return GitLabAPI(url, token, verify=verify, retries=kw["retries"])
+    api_host = rest.split("/", 1)[0]
+    if scheme == "http" and not (is_loopback(api_host) or api_host in kw["insecure"]):
+        raise click.BadParameter(f"{url} is plain HTTP: the token would travel in clear (list the host in "
+                                 "--insecure-registry to allow it)", param_hint="--gitlab-url")
+    verify: bool | str = _ca_files(kw["certs"]).get(api_host) or not kw["skip_tls_verify"]
+    return _APIChoice(GitLabAPI(url, token, verify=verify, retries=kw["retries"]))
 
 
 def _project(kw: dict[str, Any]) -> str | None:
@@ -220,8 +246,8 @@ def tags_ls(repository: str, page_size: int | None, output: str, **kw: Any) -> N
     """List REPOSITORY's tags: with GitLab's API, with digest, size and push time (created_at)."""
     ref = parse_reference(repository).repo_ref
     project = _project(kw)
-    api = _gitlab_api(kw)
-    if api is not None:
+    choice = _gitlab_api(kw, repository)
+    if (api := choice.api) is not None:
         _setup_logging(kw["quiet"], kw["verbosity"])
         with api:
             target = find_target(api, ref.repository, host=_explicit_host(repository), project=project,
@@ -232,7 +258,7 @@ def tags_ls(repository: str, page_size: int | None, output: str, **kw: Any) -> N
                  "created_at": t.created_at.isoformat() if t.created_at else None} for t in found]
         _print_tags(rows, output)
         return
-    _say(kw, f"Using the registry API of {ref.registry} (names only: no GitLab API given)")
+    _say(kw, f"Using the registry API of {ref.registry}: names only ({choice.why_not})")
     with _client(kw, host=ref.registry) as client:
         names = list_tags(client.session, ref, page_size=page_size)
     if output == "json":
@@ -266,7 +292,7 @@ def repositories() -> None:
 def repositories_ls(output: str, page_size: int | None, **kw: Any) -> None:
     """List the project's container repositories: name, path and tag count."""
     project = _project(kw)
-    api = _gitlab_api(kw)
+    api = _gitlab_api(kw).api
     if api is None:
         raise click.UsageError("repositories ls needs GitLab's API: give --gitlab-url (a CI job has $CI_API_V4_URL)")
     if project is None:
@@ -344,8 +370,8 @@ def cleanup(repository: str, name_regex_delete: str, name_regex_keep: str | None
     policy = CleanupPolicy(name_regex_delete, name_regex_keep, keep_n,
                            parse_age(older_than) if older_than else None, trust_image_dates)
     project = _project(kw)
-    api = _gitlab_api(kw)
-    if api is not None:
+    choice = _gitlab_api(kw, repository)
+    if (api := choice.api) is not None:
         _setup_logging(kw["quiet"], kw["verbosity"])
         with api:
             target = find_target(api, repo.repository, host=_explicit_host(repository), project=project)
@@ -359,8 +385,7 @@ def cleanup(repository: str, name_regex_delete: str, name_regex_keep: str | None
         elif result.method == "per tag":
             _say(kw, f"Deleted tag by tag (DELETE .../tags/:tag_name): {result.note}")
         return
-    _say(kw, f"Using the registry API of {repo.registry}: ages from image configs "
-             "(no GitLab API given: --gitlab-url or $CI_API_V4_URL)")
+    _say(kw, f"Using the registry API of {repo.registry}: ages from image configs ({choice.why_not})")
     with _client(kw, host=repo.registry) as client:
         plan = run_cleanup(client.session, repo, policy, dry_run=dry_run, source_date_epoch=_source_date_epoch())
     _print_plan(repo.name, plan, "Would delete" if dry_run else "Deleted")
@@ -400,6 +425,7 @@ def cache_prune(cache_repository: str, older_than: str, dry_run: bool, **kw: Any
     """
     repo = parse_reference(cache_repository).repo_ref
     policy = CleanupPolicy(".*", None, None, parse_age(older_than))
+    _say(kw, f"Using the registry API of {repo.registry}: ages from each entry's store time")
     with _client(kw, host=repo.registry) as client:
         plan = run_cleanup(client.session, repo, policy, dry_run=dry_run, cache_entries=True)
     verb = "Would delete" if dry_run else "Deleted"
