@@ -309,10 +309,22 @@ class GitLabAPI:
                          parse_gitlab_time(item.get("created_at")), _str(item.get("location")))
 
     def tags(self, project: str | int, repository_id: int, *, per_page: int | None = None) -> list[GitLabTag]:
-        """Every tag with its details (one request per tag, `concurrency` at a time), in the list's order."""
+        """Every tag with its details (one request per tag, `concurrency` at a time), in the list's order.
+
+        A tag deleted between the list and its details is left out, as the next list would.
+        """
         names = self.tag_names(project, repository_id, per_page=per_page)
+
+        def details(name: str) -> GitLabTag | None:
+            try:
+                return self.tag(project, repository_id, name)
+            except GitLabAPIError as exc:
+                if exc.status == 404:  # deleted between the list and now
+                    return None
+                raise
+
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(lambda name: self.tag(project, repository_id, name), names))
+            return [tag for tag in pool.map(details, names) if tag is not None]
 
     def delete_tag(self, project: str | int, repository_id: int, name: str) -> None:
         """``DELETE .../tags/:tag_name``: this tag only (GitLab refuses a protected one with 403)."""

@@ -185,3 +185,26 @@ def test_errors_in_gitlabs_words_never_with_the_token(registry_open, store, gitl
     ok = run_wharfie("tags", "ls", repo, "--gitlab-url", api.url, "--gitlab-token", TOKEN)
     assert ok.returncode == 0 and "e1" in ok.stdout
     assert TOKEN not in ok.stdout + ok.stderr
+
+
+def test_which_api_a_job_uses_and_no_token_in_clear(registry_open, store, gitlab_api):
+    push_tags(registry_open, store, "glcli/which/app", ["w1"])
+    api = gitlab_api({"glcli/which": 29})
+    api.add_job_token(JOB_TOKEN, "glcli/which")
+    repo = f"{registry_open.host}/glcli/which/app"
+    job = {"CI_API_V4_URL": api.url, "CI_JOB_TOKEN": JOB_TOKEN, "CI_PROJECT_ID": "29"}
+    # The job's registry: GitLab's API.
+    mine = run("tags", "ls", repo, env={**job, "CI_REGISTRY": registry_open.host})
+    assert "Using GitLab's REST API" in mine.stderr and mine.stdout.split()[4] == "w1"
+    # Another registry than the job's: that registry's own API, and GitLab is not asked.
+    api.reset()
+    other = run("tags", "ls", repo, env={**job, "CI_REGISTRY": "registry.gitlab.example.com"})
+    assert other.stdout.split() == ["w1"] and api.calls == []
+    assert f"Using the registry API of {registry_open.host}: names only ({registry_open.host} is not this " \
+           "job's registry $CI_REGISTRY)" in other.stderr
+    forced = run("tags", "ls", repo, "--registry-api", env={**job, "CI_REGISTRY": registry_open.host})
+    assert "(--registry-api)" in forced.stderr and api.calls == []
+    clear = run("tags", "ls", repo, "--gitlab-url", "http://gitlab.example.com/api/v4", ok=False,
+                env={"GITLAB_TOKEN": TOKEN})
+    assert clear.exit_code == 2 and "the token would travel in clear" in clear.output
+    assert TOKEN not in clear.output
