@@ -2,10 +2,13 @@
 
 An entry is `CACHE_REPO:KEY` (the key from builder/cache_key.py): an OCI
 manifest with the step's layer (or none, for a step that changed nothing),
-the layer's diff_id in the layer descriptor's annotations and the creation
-time in the manifest's, so a lookup is one manifest GET and a hit downloads
-nothing: the layer stays a `RemoteLayer` in the cache repository, fetched only
-if a later step must run on top of it, and mounted by the final push.
+the layer's diff_id in the layer descriptor's annotations and the time it was
+stored in the manifest's (`CACHE_STORED_ANNOTATION`: the entry's true age for
+``--cache-ttl`` and ``cache prune``, whatever date ``--reproducible`` gives
+images; it need not be reproducible, the entry's tag is its key), so a lookup
+is one manifest GET and a hit downloads nothing: the layer stays a
+`RemoteLayer` in the cache repository, fetched only if a later step must run
+on top of it, and mounted by the final push.
 
 Stores happen in the background while the build goes on; a failure to store
 is a warning, never a build failure. A cache that cannot be read (no
@@ -29,6 +32,7 @@ from oci.digest import Digest
 from oci.errors import WharfieError
 from oci.layer import Layer
 from oci.models import ContainerConfig, Descriptor, History, ImageConfig, Manifest, Platform
+from registry.cleanup import CACHE_STORED_ANNOTATION
 from registry.client import RegistryClient
 from registry.errors import RegistryError
 from registry.reference import Reference
@@ -128,7 +132,8 @@ class LayerCache:
             return None
         try:
             manifest = Manifest.from_bytes(raw)
-            created = (manifest.annotations or {}).get(_CREATED, "")
+            annotations = manifest.annotations or {}
+            created = annotations.get(CACHE_STORED_ANNOTATION) or annotations.get(_CREATED, "")
             if self._expired(created):
                 log.info("cache entry %s expired (created %s)", key[:12], created)
                 return None
@@ -147,6 +152,8 @@ class LayerCache:
     def _expired(self, created: str) -> bool:
         try:
             when = _dt.datetime.fromisoformat(created)
+            if when.tzinfo is None:
+                return True
         except ValueError:
             return True
         age = _dt.datetime.now(_dt.UTC) - when
@@ -176,7 +183,7 @@ class LayerCache:
             config=Descriptor(mt.OCI_CONFIG, Digest.of_bytes(config_raw), len(config_raw)),
             layers=tuple(Descriptor(mt.layer_media_type(mt.LAYER_COMPRESSION.get(l.media_type, "gzip"), oci=True),
                                     l.digest, l.size, annotations={_DIFF_ID: str(l.diff_id)}) for l in layers),
-            annotations={_CREATED: config.created or "", _KEY: key},
+            annotations={_CREATED: config.created or "", _KEY: key, CACHE_STORED_ANNOTATION: timestamp(None)},
         )
         self.client.push_image([self.repo.with_tag(key)], manifest.to_bytes(), mt.OCI_MANIFEST, config_raw, layers)
 
