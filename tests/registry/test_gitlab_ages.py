@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from gitlab_helpers import push_tags, registry_tags
 
-from builder.cli import cli
+from builder.cli.app import cli
 from fixtures.readback import run_wharfie, skopeo_inspect
 from fixtures.registry import Registry
 

@@ -13,7 +13,7 @@ import re
 from click.testing import CliRunner
 from gitlab_helpers import push_tags, registry_tags
 
-from builder.cli import cli
+from builder.cli.app import cli
 from fixtures.net import free_port
 from fixtures.readback import run_wharfie
 
