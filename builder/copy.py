@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from builder.globmatch import BadPatternError, match_path
-from builder.heredoc import Heredoc
+from builder.heredoc import Heredoc, scratch_file_name
 from oci.errors import DockerfileError, WharfieError
 
 __all__ = ["CopyOptions", "copy_into", "copy_with_parents", "follow_source", "has_wildcard", "make_parents",
@@ -332,14 +332,32 @@ def reachable(root: Path, prefix: str) -> bool:
 
 
 def write_heredocs(heredocs: tuple[Heredoc, ...], directory: Path) -> list[str]:
-    """`COPY <<EOF /dest`: each heredoc becomes a 0644 file named after it; returns the names."""
-    names = []
+    """`COPY <<EOF /dest`: each heredoc becomes a 0644 file named after it in `directory`; returns the names.
+
+    `directory` is an empty scratch directory wharfie made. The names come from
+    the Dockerfile: each must be one component (the parser already refused the
+    others) and is created by descriptor, `O_EXCL|O_NOFOLLOW`, so nothing can
+    lead the write out of `directory`. A name given twice holds the last body.
+    """
+    bodies: dict[str, str] = {}
     for doc in heredocs:
-        path = directory / doc.name
-        path.write_text(doc.text)
-        os.chmod(path, 0o644)
-        names.append(doc.name)
-    return names
+        name = scratch_file_name(doc.name)
+        if name is None or name != doc.name:
+            raise DockerfileError(f"heredoc name {doc.name!r} is not a file name", line=doc.line or None)
+        bodies.pop(name, None)
+        bodies[name] = doc.text
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for name, text in bodies.items():
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                         dir_fd=dir_fd)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
+                os.fchmod(fd, 0o644)  # whatever the umask
+                handle.write(text)
+    finally:
+        os.close(dir_fd)
+    order = list(dict.fromkeys(doc.name for doc in heredocs))
+    return order
 
 
 def parse_chmod(value: str | None, line: int) -> int | None:
