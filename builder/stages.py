@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from builder import dockerfile
 from builder import instructions as ins
 from builder.expand import ExpansionError, Lexer, expand_instruction
+from builder.secret_names import secret_name_warnings
 from oci.errors import DockerfileError
 
 __all__ = [
@@ -293,6 +294,7 @@ def parse_dockerfile(
     order = _needed(plan, target_index)
     _check_forward_refs(plan, order)
     warnings.extend(_image_source_warnings(plan, order))
+    warnings.extend(secret_name_warnings(filename, (i for index in order for i in plan.stages[index].instructions)))
     unused = _unused_build_args(plan, meta, order)
     if unused:
         warnings.append(f"one or more build-args were not consumed: {', '.join(unused)}")
