@@ -28,7 +28,7 @@ from builder.globmatch import BadPatternError, match_path
 from builder.heredoc import Heredoc, scratch_file_name
 from oci.errors import DockerfileError, WharfieError
 
-__all__ = ["CopyOptions", "copy_into", "copy_with_parents", "follow_source", "has_wildcard", "make_parents",
+__all__ = ["CopyOptions", "copy_into", "copy_tree", "copy_with_parents", "follow_source", "has_wildcard", "make_parents",
            "on_the_way", "parse_chmod", "reachable", "safe_join", "select_sources", "source_prefixes",
            "write_heredocs"]
 
@@ -43,6 +43,10 @@ class CopyOptions:
     keep_owner: bool = False
     # Paths (relative to the source root) to leave out: .dockerignore and --exclude.
     excluded: Callable[[str], bool] | None = None
+    # Hard-link regular files instead of copying them (a read-only view of a tree: the
+    # links share the source's inode, so they need keep_owner and no chmod, and the
+    # view must only ever be mounted read-only). Falls back to a copy where linking fails.
+    link: bool = False
 
 
 def has_wildcard(path: str) -> bool:
@@ -216,6 +220,8 @@ class _Copier:
         if st.st_nlink > 1 and key in self.links:
             os.link(self.links[key], dest)
             return
+        if stat.S_ISREG(st.st_mode) and self.options.link and self._link(src, dest):
+            return
         if stat.S_ISLNK(st.st_mode):
             os.symlink(os.readlink(src), dest)
         elif stat.S_ISREG(st.st_mode):
@@ -230,6 +236,24 @@ class _Copier:
         os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
         if st.st_nlink > 1:
             self.links[key] = dest
+
+
+    def _link(self, src: Path, dest: Path) -> bool:
+        assert self.options.keep_owner and self.options.chmod is None, "a link cannot change its source's metadata"
+        try:
+            os.link(src, dest, follow_symlinks=False)
+        except OSError:
+            return False  # another filesystem, or a file we may not link (protected_hardlinks): copy it
+        return True
+
+
+def copy_tree(src_root: Path, source: Path, dest: Path, *, excluded: Callable[[str], bool] | None,
+              link: bool) -> None:
+    """`source` (under `src_root`) recreated at `dest` as it is, owners and modes kept, less `excluded` paths.
+
+    `excluded` sees paths relative to `src_root`, as COPY's .dockerignore filter does.
+    """
+    _Copier(src_root, dest.parent, CopyOptions(keep_owner=True, excluded=excluded, link=link)).place(source, dest)
 
 
 def _remove(path: Path) -> None:

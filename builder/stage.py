@@ -304,7 +304,8 @@ class StageBuilder:
             scratch = Path(tmp)
             mounts = RunMounts(instr.mounts, workdir=workdir, context=options.context, cache_root=options.cache_dir,
                                secrets={s.id: s for s in options.secrets}, scratch=scratch,
-                               stage_root=lambda name: _mount_source_root(self, name, scratch))
+                               stage_root=lambda name: _mount_source_root(self, name, scratch),
+                               ignore=self.session.ignore)
             with mounts as resolved:
                 binds = tuple(resolved.binds) + _script_binds(script, scratch)
                 spec = RunSpec(root=rootfs, argv=list(argv), env={**env, **resolved.env}, cwd=workdir, uid=user.uid,
