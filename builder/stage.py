@@ -44,6 +44,7 @@ from builder.heredoc import Heredoc, heredoc_run
 from builder.history import BUILDKIT_COMMENT, run_created_by
 from builder.image import ImageState, add_history, append_layer, timestamp
 from builder.inplace import InPlaceRunner, in_place_ignore
+from builder.network import step_network_mode
 from builder.rootless import chown_hint
 from builder.run_mounts import RunMounts
 from builder.run_step import run_step, walk_mode
@@ -295,7 +296,8 @@ class StageBuilder:
         env = self.plan.run_env(self.scope)
         env.setdefault("PATH", DEFAULT_PATH)
         options = self.session.options
-        network = instr.network or options.network
+        network = step_network_mode(instr.network, build_mode=options.network,
+                                    host_allowed=options.allow_host_network, where=self._where(instr))
         rootfs = self.ensure_rootfs()
         user = resolve_exec_user(rootfs, config.user)
         env.setdefault("HOME", user.home)
@@ -309,7 +311,7 @@ class StageBuilder:
             with mounts as resolved:
                 binds = tuple(resolved.binds) + _script_binds(script, scratch)
                 spec = RunSpec(root=rootfs, argv=list(argv), env={**env, **resolved.env}, cwd=workdir, uid=user.uid,
-                               gid=user.gid, groups=list(user.groups), network="none" if network == "none" else "host",
+                               gid=user.gid, groups=list(user.groups), network=network,
                                binds=binds, tmpfs=tuple(resolved.tmpfs))
                 _run_and_commit(self, spec, created_by, scratch)
 
