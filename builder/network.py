@@ -54,6 +54,7 @@ SLIRP_DNS = "10.0.2.3"
 # slirp4netns's own answer to "which file names the host's real resolvers" when systemd-resolved
 # sits on 127.0.0.53: the upstream servers, reachable through slirp's NAT.
 _RESOLVED_UPSTREAM = Path("/run/systemd/resolve/resolv.conf")
+_TUN = "/dev/net/tun"  # slirp4netns makes its tap device through it, inside the step's namespace
 _EXIT_GRACE_SECONDS = 10  # slirp4netns exits at once when its exit fd closes; this only bounds a hung one
 
 
@@ -66,12 +67,13 @@ def step_network_mode(requested: str | None, *, build_mode: str, host_allowed: b
 
     `RUN --network=host` is honoured only when the build allows the host network
     (`--network=host` or `--allow network.host`), as BuildKit's entitlement.
+    `where` (file:line) is for the log; the caller puts it in front of an error.
     """
     mode = build_mode if requested in (None, "default") else requested
     if mode not in NETWORK_MODES:
-        raise NetworkError(f"{where}: unsupported network mode {mode!r}")
+        raise NetworkError(f"unsupported network mode {mode!r}")
     if mode == "host" and requested == "host" and not (host_allowed or build_mode == "host"):
-        raise NetworkError(f"{where}: RUN --network=host is not allowed: the host's network is the builder's to "
+        raise NetworkError(f"RUN --network=host is not allowed: the host's network is the builder's to "
                            "give (pass --allow network.host, or --network=host for every step)")
     if mode == "host":
         log.info("  %s: RUN uses the host's network (--network=host)", where)
@@ -116,6 +118,14 @@ def _all_loopback(text: str) -> bool:
     return bool(servers) and all(ipaddress.ip_address(s).is_loopback for s in servers)
 
 
+def _why_no_tun() -> str:
+    try:
+        mode = os.stat(_TUN).st_mode & 0o777
+    except OSError as exc:
+        return exc.strerror or "missing"
+    return f"mode {mode:04o}, not usable by this user"
+
+
 class StepNetwork:
     """One step's network, as a context manager around the sandbox's process.
 
@@ -155,6 +165,10 @@ class StepNetwork:
             if self._slirp_binary is None:
                 raise NetworkError("RUN steps get a network of their own through slirp4netns, which is not "
                                    "installed (apt-get install slirp4netns), or pass --network=host or --network=none")
+            if not os.access(_TUN, os.R_OK | os.W_OK):
+                raise NetworkError(f"RUN steps get a network of their own through slirp4netns, which needs {_TUN} "
+                                   f"({_why_no_tun()}); make it usable (udev gives it mode 0666), or pass "
+                                   "--network=host or --network=none")
             self._fds["host_ready"], self._fds["child_ready"] = os.pipe()
             self._fds["child_go"], self._fds["host_go"] = os.pipe()
         return self
@@ -196,8 +210,9 @@ class StepNetwork:
         assert self._slirp is not None and self._slirp_log is not None
         code = self._slirp.wait()
         self._slirp_log.seek(0)
-        lines = [line for line in self._slirp_log.read().decode(errors="replace").splitlines() if line.strip()]
-        return lines[-1].strip() if lines else f"exit {code}"
+        lines = [line.strip() for line in self._slirp_log.read().decode(errors="replace").splitlines()
+                 if line.strip() and not line.startswith("WARNING:")]
+        return "; ".join(dict.fromkeys(lines)) if lines else f"exit {code}"
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._close(*list(self._fds))  # the exit fd among them: slirp4netns ends now
