@@ -39,7 +39,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Literal
+from typing import IO, Literal, Self
 
 from oci.errors import WharfieError
 
@@ -50,9 +50,10 @@ log = logging.getLogger("wharfie")
 
 NetworkMode = Literal["default", "host", "none"]
 NETWORK_MODES: tuple[NetworkMode, ...] = ("default", "host", "none")
+_MODES: dict[str, NetworkMode] = {mode: mode for mode in NETWORK_MODES}
 SLIRP_DNS = "10.0.2.3"
-# slirp4netns's own answer to "which file names the host's real resolvers" when systemd-resolved
-# sits on 127.0.0.53: the upstream servers, reachable through slirp's NAT.
+# Where systemd-resolved names the real upstream servers when the host's resolv.conf points at its
+# 127.0.0.53 stub (docker reads the same file): those stay reachable through slirp's NAT.
 _RESOLVED_UPSTREAM = Path("/run/systemd/resolve/resolv.conf")
 _TUN = "/dev/net/tun"  # slirp4netns makes its tap device through it, inside the step's namespace
 _EXIT_GRACE_SECONDS = 10  # slirp4netns exits at once when its exit fd closes; this only bounds a hung one
@@ -69,18 +70,19 @@ def step_network_mode(requested: str | None, *, build_mode: str, host_allowed: b
     (`--network=host` or `--allow network.host`), as BuildKit's entitlement.
     `where` (file:line) is for the log; the caller puts it in front of an error.
     """
-    mode = build_mode if requested in (None, "default") else requested
-    if mode not in NETWORK_MODES:
-        raise NetworkError(f"unsupported network mode {mode!r}")
+    chosen = build_mode if requested in (None, "default") else requested
+    mode = _MODES.get(chosen or "")
+    if mode is None:
+        raise NetworkError(f"unsupported network mode {chosen!r}")
     if mode == "host" and requested == "host" and not (host_allowed or build_mode == "host"):
-        raise NetworkError(f"RUN --network=host is not allowed: the host's network is the builder's to "
+        raise NetworkError("RUN --network=host is not allowed: the host's network is the builder's to "
                            "give (pass --allow network.host, or --network=host for every step)")
     if mode == "host":
         log.info("  %s: RUN uses the host's network (--network=host)", where)
     else:
         log.debug("  %s: network %s", where, "own namespace via slirp4netns, host loopback unreachable"
                   if mode == "default" else "none (own namespace, loopback only)")
-    return mode  # type: ignore[return-value]  # checked against NETWORK_MODES above
+    return mode
 
 
 def step_resolv_conf(mode: str, host_text: str) -> str:
@@ -158,7 +160,7 @@ class StepNetwork:
             return {}
         return {"network_sync": {"ready_fd": self._fds["child_ready"], "go_fd": self._fds["child_go"]}}
 
-    def __enter__(self) -> StepNetwork:
+    def __enter__(self) -> Self:
         if self.mode == "default":
             # An absolute path, fixed before anything of the build runs: never a program the build could place.
             self._slirp_binary = shutil.which("slirp4netns")
@@ -187,7 +189,7 @@ class StepNetwork:
             return
         ready_read, ready_write = os.pipe()
         exit_read, self._fds["exit"] = os.pipe()
-        self._slirp_log = tempfile.TemporaryFile(prefix="wharfie-slirp-")
+        self._slirp_log = tempfile.TemporaryFile(prefix="wharfie-slirp-")  # noqa: SIM115 (closed in __exit__)
         try:
             assert self._slirp_binary is not None
             self._slirp = subprocess.Popen(
@@ -208,7 +210,7 @@ class StepNetwork:
 
     def _slirp_failure(self) -> str:
         assert self._slirp is not None and self._slirp_log is not None
-        code = self._slirp.wait()
+        code = self._stop_slirp()
         self._slirp_log.seek(0)
         lines = [line.strip() for line in self._slirp_log.read().decode(errors="replace").splitlines()
                  if line.strip() and not line.startswith("WARNING:")]
@@ -217,15 +219,19 @@ class StepNetwork:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._close(*list(self._fds))  # the exit fd among them: slirp4netns ends now
         if self._slirp is not None:
-            try:
-                self._slirp.wait(timeout=_EXIT_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                self._slirp.kill()
-                self._slirp.wait()
+            self._stop_slirp()
             self._slirp = None
         if self._slirp_log is not None:
             self._slirp_log.close()
             self._slirp_log = None
+
+    def _stop_slirp(self) -> int:
+        assert self._slirp is not None
+        try:
+            return self._slirp.wait(timeout=_EXIT_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self._slirp.kill()
+            return self._slirp.wait()
 
     def _close(self, *names: str) -> None:
         for name in names:

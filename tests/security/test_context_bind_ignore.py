@@ -75,9 +75,9 @@ def test_the_bind_source_is_the_filtered_context(tmp_path: Path, readonly: bool)
 def test_an_ignored_source_is_not_found(tmp_path: Path) -> None:
     context = _context(tmp_path)
     for source in (".git", "app/.env", "app/cache", "notes.log"):
-        with pytest.raises(MountError, match=f"{source} not found in the build context"):
-            with _mounts(context, tmp_path, ins.Mount(type="bind", target="/x", source=source)):
-                pass
+        mounts = _mounts(context, tmp_path, ins.Mount(type="bind", target="/x", source=source))
+        with pytest.raises(MountError, match=f"{source} not found in the build context"), mounts:
+            pass
 
 
 def test_nothing_ignored_binds_the_context_itself(tmp_path: Path) -> None:

@@ -46,11 +46,11 @@ def test_a_build_warns_on_stderr_and_points_to_secret(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if "SecretsUsedInArgOrEnv" in line]
     assert lines == [
-        'warning: Dockerfile:3: SecretsUsedInArgOrEnv: Do not use ARG or ENV instructions for sensitive data '
-        '(ARG "GITHUB_TOKEN"): its value is kept in the image history; pass a secret with '
-        "--secret id=GITHUB_TOKEN,env=GITHUB_TOKEN and read it in RUN --mount=type=secret,id=GITHUB_TOKEN",
-        'warning: Dockerfile:4: SecretsUsedInArgOrEnv: Do not use ARG or ENV instructions for sensitive data '
-        '(ENV "DB_PASSWORD"): its value is kept in the image config; pass a secret with '
-        "--secret id=DB_PASSWORD,env=DB_PASSWORD and read it in RUN --mount=type=secret,id=DB_PASSWORD",
+        ('warning: Dockerfile:3: SecretsUsedInArgOrEnv: Do not use ARG or ENV instructions for sensitive data '
+         '(ARG "GITHUB_TOKEN"): its value is kept in the image history; pass a secret with '
+         "--secret id=GITHUB_TOKEN,env=GITHUB_TOKEN and read it in RUN --mount=type=secret,id=GITHUB_TOKEN"),
+        ('warning: Dockerfile:4: SecretsUsedInArgOrEnv: Do not use ARG or ENV instructions for sensitive data '
+         '(ENV "DB_PASSWORD"): its value is kept in the image config; pass a secret with '
+         "--secret id=DB_PASSWORD,env=DB_PASSWORD and read it in RUN --mount=type=secret,id=DB_PASSWORD"),
     ]
     assert "ghp_notreal" not in result.stderr  # the value itself is never logged

@@ -22,7 +22,7 @@ from fixtures.readback import run_wharfie
 from fixtures.registry import Registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "isolation"))  # the throwaway-user helper lives there
-from rootless_user import throwaway_user, userns_forbidden_reason  # noqa: E402
+from rootless_user import throwaway_user, userns_forbidden_reason
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="builds as root, and makes a user for the rootless case")
 
