@@ -60,9 +60,10 @@ def _build(context: Path, registry: Registry, cache: Path, *flags: str):
 
 def test_a_step_cannot_reach_the_hosts_loopback(registry_open: Registry, busybox_ref: str, tmp_path: Path) -> None:
     context = _context(tmp_path, f"FROM {busybox_ref}\nRUN {_probe(registry_open)}\n")
-    result = _build(context, registry_open, tmp_path / "cache")
+    result = _build(context, registry_open, tmp_path / "cache", "-v", "debug")
     assert result.returncode == 0, result.stderr
     assert _refused(result.stderr.splitlines()), result.stderr
+    assert "Dockerfile:2: network own namespace via slirp4netns, host loopback unreachable" in result.stderr
 
     host = _build(context, registry_open, tmp_path / "cache", "--network=host", "-v", "debug")
     assert host.returncode == 0, host.stderr
