@@ -127,7 +127,11 @@ def cli() -> None:
 @click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True)
 @click.option("--compression-level", type=int, help="Compression level (gzip 1-9, zstd 1-22).")
 @click.option("--reproducible", is_flag=True, help="Clamp timestamps (SOURCE_DATE_EPOCH or 0) for equal digests.")
-@click.option("--network", type=click.Choice(["host", "none", "default"]), default="host", show_default=True)
+@click.option("--network", type=click.Choice(["default", "host", "none"]), default="default", show_default=True,
+              help="RUN steps' network: default (a namespace of their own with outbound access through slirp4netns, "
+              "the host's loopback out of reach), host (the host's own network), none.")
+@click.option("--allow", "allow", multiple=True, type=click.Choice(["network.host"]),
+              help="network.host: honour RUN --network=host in the Dockerfile (BuildKit's entitlement).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Local blob cache (default ~/.cache/wharfie).")
 @click.option("--cache", "cache", is_flag=False, flag_value="true", default="false", metavar="[=true|false]",
               help="Use and fill the remote layer cache (kaniko's --cache=true also works).")
@@ -175,7 +179,8 @@ def build(**kw: Any) -> None:
         target=kw["target"],
         platform=Platform.parse(kw["platform"]) if kw["platform"] else host_platform(),
         source_date_epoch=_epoch(kw["reproducible"]),
-        network="none" if kw["network"] == "none" else "host",
+        network=kw["network"],
+        allow_host_network="network.host" in kw["allow"],
         cache_dir=Path(kw["cache_dir"]) if kw["cache_dir"] else default_cache_dir(),
         cache=CacheOptions(enabled=_truthy(kw["cache"], "--cache"), repo=kw["cache_repo"],
                            ttl_seconds=int(parse_age(kw["cache_ttl"]).total_seconds()), push=not kw["no_push_cache"],

@@ -47,7 +47,8 @@ class BuildOptions:
     target: str | None = None
     platform: Platform = field(default_factory=host_platform)
     source_date_epoch: int | None = None
-    network: str = "host"
+    network: str = "default"  # the RUN steps' network (builder/network.py): default | host | none
+    allow_host_network: bool = False  # --allow network.host: a Dockerfile's RUN --network=host is honoured
     cache_dir: Path = field(default_factory=default_cache_dir)
     cache: CacheOptions = field(default_factory=CacheOptions)
     work_dir: Path | None = None

@@ -22,6 +22,7 @@ from pathlib import Path
 from builder.cache.cache_key import layer_format, sources_digest, start_key, step_key
 from builder.engine.session import BuildSession, StageResult
 from builder.execution.inplace import InPlaceRunner, in_place_ignore
+from builder.execution.network import step_network_mode
 from builder.execution.rootless import chown_hint
 from builder.execution.run_mounts import RunMounts
 from builder.execution.run_step import run_step, walk_mode
@@ -288,7 +289,8 @@ class StageBuilder:
         env = self.plan.run_env(self.scope)
         env.setdefault("PATH", DEFAULT_PATH)
         options = self.session.options
-        network = instr.network or options.network
+        network = step_network_mode(instr.network, build_mode=options.network,
+                                    host_allowed=options.allow_host_network, where=self._where(instr))
         rootfs = self.ensure_rootfs()
         user = resolve_exec_user(rootfs, config.user)
         env.setdefault("HOME", user.home)
@@ -297,11 +299,12 @@ class StageBuilder:
             scratch = Path(tmp)
             mounts = RunMounts(instr.mounts, workdir=workdir, context=options.context, cache_root=options.cache_dir,
                                secrets={s.id: s for s in options.secrets}, scratch=scratch,
-                               stage_root=lambda name: _mount_source_root(self, name, scratch))
+                               stage_root=lambda name: _mount_source_root(self, name, scratch),
+                               ignore=self.session.ignore)
             with mounts as resolved:
                 binds = tuple(resolved.binds) + _script_binds(script, scratch)
                 spec = RunSpec(root=rootfs, argv=list(argv), env={**env, **resolved.env}, cwd=workdir, uid=user.uid,
-                               gid=user.gid, groups=list(user.groups), network="none" if network == "none" else "host",
+                               gid=user.gid, groups=list(user.groups), network=network,
                                binds=binds, tmpfs=tuple(resolved.tmpfs))
                 _run_and_commit(self, spec, created_by, scratch)
 

@@ -1,7 +1,8 @@
 """`RUN --mount`: turning each parsed `Mount` into what the sandbox mounts for one step.
 
 - `type=bind`: a directory or file of the context or of a stage/image, read
-  only; with `rw` a scratch copy, so the step's writes are thrown away;
+  only; with `rw` a scratch copy, so the step's writes are thrown away. The
+  context is seen as COPY sees it: paths .dockerignore excludes are absent;
 - `type=cache`: a directory under `<cache-dir>/mounts/` that outlives the
   build, keyed by `id` (default: the target). Two builds on one runner share
   it safely through `flock`: `shared` takes a shared lock (only `locked`
@@ -26,15 +27,15 @@ import os
 import posixpath
 import re
 import shutil
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from builder.context.dockerignore import IgnoreMatcher
 from builder.execution.sandbox import Bind, Tmpfs
 from builder.frontend import instructions as ins
-from builder.steps.copy import safe_join
+from builder.steps.copy import copy_tree, safe_join
 from oci.errors import WharfieError
 
 __all__ = ["MountError", "ResolvedMounts", "RunMounts", "SecretSource", "cache_dir_for", "parse_secret_flag"]
@@ -92,7 +93,8 @@ class RunMounts:
     """Resolves one step's mounts on entry; releases locks and removes secret copies on exit."""
 
     def __init__(self, mounts: tuple[ins.Mount, ...], *, workdir: str, context: Path, cache_root: Path,
-                 secrets: Mapping[str, SecretSource], stage_root: Callable[[str], Path], scratch: Path) -> None:
+                 secrets: Mapping[str, SecretSource], stage_root: Callable[[str], Path], scratch: Path,
+                 ignore: IgnoreMatcher | None = None) -> None:
         self._mounts = mounts
         self._workdir = workdir
         self._context = context
@@ -100,6 +102,8 @@ class RunMounts:
         self._secrets = secrets
         self._stage_root = stage_root
         self._scratch = scratch
+        # The context's .dockerignore: ignored paths are hidden from binds of the context.
+        self._context_excluded = ignore.matches if ignore is not None and ignore.patterns else None
         self._locks: list[int] = []
         self._count = 0
 
@@ -120,9 +124,9 @@ class RunMounts:
         for fd in self._locks:
             os.close(fd)  # closing drops the flock
         self._locks.clear()
-        secrets = self._scratch / "secrets"
-        if secrets.exists():
-            shutil.rmtree(secrets, ignore_errors=True)
+        for made in (self._scratch / "secrets", self._scratch / "binds"):
+            if made.exists():
+                shutil.rmtree(made, ignore_errors=True)
 
     def _target(self, mount: ins.Mount) -> str:
         if not mount.target:
@@ -143,18 +147,29 @@ class RunMounts:
             raise MountError(f"RUN --mount type={mount.type} is not supported")
 
     def _bind_source(self, mount: ins.Mount) -> str:
+        """What a bind mounts: the source itself, or a view of it without what the step may not see.
+
+        The context is seen as COPY sees it, .dockerignore applied (BuildKit sends
+        the context filtered, so ignored files are absent from a bind too). When
+        something below the source is ignored, a read-only bind gets a view of
+        hard links in the scratch dir (cheap: no data is copied); a `rw` bind
+        always gets a copy, so that the step's writes are discarded with it.
+        """
         root = self._stage_root(mount.from_) if mount.from_ else self._context
         where = f"stage {mount.from_}" if mount.from_ else "the build context"
+        excluded = None if mount.from_ else self._context_excluded
         source = safe_join(root, mount.source or "/", follow_last=True)
-        if not os.path.lexists(source):
+        rel = source.relative_to(root).as_posix()
+        if not os.path.lexists(source) or (excluded is not None and rel != "." and excluded(rel)):
             raise MountError(f"RUN --mount type=bind: {mount.source or '/'} not found in {where}")
-        if mount.readonly:
+        if mount.readonly and not (excluded is not None and _excludes_below(root, source, excluded)):
             return str(source)
-        # rw: the step may write, and its writes are discarded with this copy.
+        views = self._scratch / "binds"
+        views.mkdir(mode=0o700, exist_ok=True)
         self._count += 1
-        copy = self._scratch / f"bind-{self._count}"
-        subprocess.run(["cp", "-a", "--", str(source), str(copy)], check=True)
-        return str(copy)
+        view = views / str(self._count)
+        copy_tree(root, source, view, excluded=excluded, link=mount.readonly)
+        return str(view)
 
     def _cache(self, mount: ins.Mount, target: str) -> Path:
         if mount.from_:
@@ -226,6 +241,18 @@ class RunMounts:
         finally:
             os.close(fd)
         return path
+
+
+def _excludes_below(root: Path, source: Path, excluded: Callable[[str], bool]) -> bool:
+    """Whether some path below the directory `source` is excluded (a walk of names only: no stat)."""
+    if not source.is_dir() or source.is_symlink():
+        return False
+    for directory, dirs, files in os.walk(source):
+        base = Path(directory).relative_to(root).as_posix()
+        for name in (*dirs, *files):
+            if excluded(name if base == "." else f"{base}/{name}"):
+                return True
+    return False
 
 
 def _secret_value(source: SecretSource) -> bytes | None:

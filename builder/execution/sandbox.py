@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from builder.execution.network import StepNetwork, step_resolv_conf
 from builder.steps.copy import safe_join
 from oci.errors import WharfieError
 
@@ -81,7 +82,7 @@ class RunSpec:
     uid: int = 0
     gid: int = 0
     groups: list[int] = field(default_factory=list)
-    network: str = "host"
+    network: str = "default"  # builder/network.py: default (own namespace + slirp4netns) | host | none
     binds: tuple[Bind, ...] = ()
     tmpfs: tuple[Tmpfs, ...] = ()
     overlay: OverlayDirs | None = None
@@ -151,6 +152,8 @@ def _mounts(root: Path, spec: RunSpec, scratch: Path) -> tuple[list[dict[str, ob
             # and the change dies with the step.
             copy = scratch / rel.replace("/", "_")
             shutil.copyfile(f"/{rel}", copy)
+            if rel == "etc/resolv.conf":
+                copy.write_text(step_resolv_conf(spec.network, copy.read_text()))
             mounts.append({"kind": "bind", "source": str(copy), "target": f"/{rel}", "readonly": False})
     for bind in spec.binds:
         mounts.append({"kind": "bind", "source": bind.source, "target": bind.target, "readonly": bind.readonly})
@@ -187,12 +190,12 @@ def run_in_sandbox(spec: RunSpec, *, output: Callable[[str], None] | None = None
         mounts, points = _mounts(root, spec, scratch)
         cwd = resolve_target(root, spec.cwd)
         created = _prepare_stubs(root, [*points, (cwd, True)])
-        command = ["unshare", "--mount", "--pid", "--ipc", "--uts", "--fork", "--kill-child"]
-        if spec.network == "none":
-            command.append("--net")
-        command += [sys.executable, "-I", _ENTER]
-        # On stdin, not argv: the step's environment may hold a secret, and argv is public in /proc.
-        code, tail = _stream(command, json.dumps(_payload(root, spec, mounts, spec.cwd)).encode(), output)
+        with StepNetwork(spec.network) as network:
+            command = ["unshare", "--mount", "--pid", "--ipc", "--uts", "--fork", "--kill-child",
+                       *network.unshare_flags, sys.executable, "-I", _ENTER]
+            # On stdin, not argv: the step's environment may hold a secret, and argv is public in /proc.
+            payload = {**_payload(root, spec, mounts, spec.cwd), **network.enter_spec}
+            code, tail = _stream(command, json.dumps(payload).encode(), output, network)
     finally:
         _remove_stubs(created)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -212,13 +215,15 @@ def follow_output(proc: subprocess.Popen[bytes], output: Callable[[str], None] |
     return proc.wait(), list(tail)
 
 
-def _stream(command: list[str], payload: bytes, output: Callable[[str], None] | None) -> tuple[int, list[str]]:
+def _stream(command: list[str], payload: bytes, output: Callable[[str], None] | None,
+            network: StepNetwork) -> tuple[int, list[str]]:
     with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}) as proc:
+                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, pass_fds=network.pass_fds) as proc:
         assert proc.stdin is not None and proc.stdout is not None
         try:
             proc.stdin.write(payload)
             proc.stdin.close()
         except BrokenPipeError:
             pass  # it died before reading: its output says why
+        network.attach(proc.pid)
         return follow_output(proc, output)

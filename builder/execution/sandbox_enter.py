@@ -157,8 +157,22 @@ def _setgroups_allowed() -> bool:
         return True
 
 
+def _await_network(sync: dict[str, int] | None) -> None:
+    """Tell the host our network namespace exists; wait until slirp4netns has configured it (builder/network.py)."""
+    if sync is None:
+        return
+    os.write(sync["ready_fd"], b"1")
+    os.close(sync["ready_fd"])
+    up = os.read(sync["go_fd"], 1)
+    os.close(sync["go_fd"])
+    if up != b"1":
+        print("wharfie: the step's network could not be set up", file=sys.stderr)
+        sys.exit(125)
+
+
 def main() -> None:
     spec = json.load(sys.stdin)  # the spec comes on stdin; the step itself gets /dev/null
+    _await_network(spec.get("network_sync"))
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)

@@ -305,7 +305,11 @@ def _parse_sources(node: _Node, what: str) -> tuple[list[str], str, list[hd.Here
             sources.append(src)
         else:
             body = bodies.get(word.name, word)
-            inline.append(replace(body, chomp=word.chomp, expand=word.expand))
+            name = hd.scratch_file_name(word.name)
+            if name is None:
+                raise _Error(f"{what} heredoc name {word.name!r} is not a file name (a heredoc becomes one file, "
+                             "named without a directory)")
+            inline.append(replace(body, name=name, chomp=word.chomp, expand=word.expand))
     return sources, args[-1], inline
 
 

@@ -15,6 +15,7 @@ leading tabs. Instruction semantics are `builder.frontend.dockerfile`'s job.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -36,6 +37,7 @@ __all__ = [
     "parse_heredoc",
     "read_bodies",
     "read_nodes",
+    "scratch_file_name",
     "split_command",
 ]
 
@@ -67,6 +69,18 @@ class Heredoc:
     def text(self) -> str:
         """The body with `chomp` applied: what the file (or the script) holds."""
         return chomp_tabs(self.content) if self.chomp else self.content
+
+
+def scratch_file_name(name: str) -> str | None:
+    """The file a COPY/ADD heredoc named `name` becomes, or None when it cannot be one.
+
+    BuildKit writes each heredoc with Mkfile into an empty scratch filesystem,
+    the name cleaned inside that root: `../x` is the file `x`, while `a/b` or
+    `/tmp/x` need a directory the scratch does not have and fail. A name is
+    therefore one path component after cleaning, never a path on the host.
+    """
+    parts = [part for part in posixpath.normpath("/" + name).split("/") if part]
+    return parts[0] if len(parts) == 1 else None
 
 
 def chomp_tabs(text: str) -> str:

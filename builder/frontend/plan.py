@@ -30,6 +30,7 @@ from builder.frontend import dockerfile
 from builder.frontend import instructions as ins
 from builder.frontend.expansion import expand_instruction
 from builder.frontend.shell import ExpansionError, Lexer
+from builder.frontend.secret_names import secret_name_warnings
 from oci.errors import DockerfileError
 
 __all__ = [
@@ -294,6 +295,7 @@ def parse_dockerfile(
     order = _needed(plan, target_index)
     _check_forward_refs(plan, order)
     warnings.extend(_image_source_warnings(plan, order))
+    warnings.extend(secret_name_warnings(filename, (i for index in order for i in plan.stages[index].instructions)))
     unused = _unused_build_args(plan, meta, order)
     if unused:
         warnings.append(f"one or more build-args were not consumed: {', '.join(unused)}")

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from builder.frontend.globmatch import BadPatternError, match_path
-from builder.frontend.heredoc import Heredoc
+from builder.frontend.heredoc import Heredoc, scratch_file_name
 from oci.errors import DockerfileError, WharfieError
 
-__all__ = ["CopyOptions", "copy_into", "copy_with_parents", "follow_source", "has_wildcard", "make_parents",
+__all__ = ["CopyOptions", "copy_into", "copy_tree", "copy_with_parents", "follow_source", "has_wildcard", "make_parents",
            "on_the_way", "parse_chmod", "reachable", "safe_join", "select_sources", "source_prefixes",
            "write_heredocs"]
 
@@ -43,6 +43,10 @@ class CopyOptions:
     keep_owner: bool = False
     # Paths (relative to the source root) to leave out: .dockerignore and --exclude.
     excluded: Callable[[str], bool] | None = None
+    # Hard-link regular files instead of copying them (a read-only view of a tree: the
+    # links share the source's inode, so they need keep_owner and no chmod, and the
+    # view must only ever be mounted read-only). Falls back to a copy where linking fails.
+    link: bool = False
 
 
 def has_wildcard(path: str) -> bool:
@@ -216,6 +220,8 @@ class _Copier:
         if st.st_nlink > 1 and key in self.links:
             os.link(self.links[key], dest)
             return
+        if stat.S_ISREG(st.st_mode) and self.options.link and self._link(src, dest):
+            return
         if stat.S_ISLNK(st.st_mode):
             os.symlink(os.readlink(src), dest)
         elif stat.S_ISREG(st.st_mode):
@@ -230,6 +236,24 @@ class _Copier:
         os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
         if st.st_nlink > 1:
             self.links[key] = dest
+
+
+    def _link(self, src: Path, dest: Path) -> bool:
+        assert self.options.keep_owner and self.options.chmod is None, "a link cannot change its source's metadata"
+        try:
+            os.link(src, dest, follow_symlinks=False)
+        except OSError:
+            return False  # another filesystem, or a file we may not link (protected_hardlinks): copy it
+        return True
+
+
+def copy_tree(src_root: Path, source: Path, dest: Path, *, excluded: Callable[[str], bool] | None,
+              link: bool) -> None:
+    """`source` (under `src_root`) recreated at `dest` as it is, owners and modes kept, less `excluded` paths.
+
+    `excluded` sees paths relative to `src_root`, as COPY's .dockerignore filter does.
+    """
+    _Copier(src_root, dest.parent, CopyOptions(keep_owner=True, excluded=excluded, link=link)).place(source, dest)
 
 
 def _remove(path: Path) -> None:
@@ -332,14 +356,32 @@ def reachable(root: Path, prefix: str) -> bool:
 
 
 def write_heredocs(heredocs: tuple[Heredoc, ...], directory: Path) -> list[str]:
-    """`COPY <<EOF /dest`: each heredoc becomes a 0644 file named after it; returns the names."""
-    names = []
+    """`COPY <<EOF /dest`: each heredoc becomes a 0644 file named after it in `directory`; returns the names.
+
+    `directory` is an empty scratch directory wharfie made. The names come from
+    the Dockerfile: each must be one component (the parser already refused the
+    others) and is created by descriptor, `O_EXCL|O_NOFOLLOW`, so nothing can
+    lead the write out of `directory`. A name given twice holds the last body.
+    """
+    bodies: dict[str, str] = {}
     for doc in heredocs:
-        path = directory / doc.name
-        path.write_text(doc.text)
-        os.chmod(path, 0o644)
-        names.append(doc.name)
-    return names
+        name = scratch_file_name(doc.name)
+        if name is None or name != doc.name:
+            raise DockerfileError(f"heredoc name {doc.name!r} is not a file name", line=doc.line or None)
+        bodies.pop(name, None)
+        bodies[name] = doc.text
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for name, text in bodies.items():
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                         dir_fd=dir_fd)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
+                os.fchmod(fd, 0o644)  # whatever the umask
+                handle.write(text)
+    finally:
+        os.close(dir_fd)
+    order = list(dict.fromkeys(doc.name for doc in heredocs))
+    return order
 
 
 def parse_chmod(value: str | None, line: int) -> int | None:

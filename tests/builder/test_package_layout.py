@@ -22,7 +22,7 @@ ALLOWED_SUBPACKAGES: dict[str, set[str]] = {
     "frontend": set(),
     "context": {"frontend"},
     "steps": {"frontend"},
-    "execution": {"frontend", "steps"},
+    "execution": {"frontend", "context", "steps"},
     "image": set(),
     "cache": {"frontend", "image"},
     "engine": {"frontend", "context", "steps", "execution", "image", "cache"},
