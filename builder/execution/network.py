@@ -31,6 +31,7 @@ exits when its `--exit-fd` closes: when the step ends, or when wharfie dies.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import os
@@ -41,6 +42,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Literal, Self
 
+from builder.execution.isolation import container_evidence
 from oci.errors import WharfieError
 
 __all__ = ["NETWORK_MODES", "SLIRP_DNS", "NetworkError", "NetworkMode", "StepNetwork", "step_network_mode",
@@ -77,12 +79,33 @@ def step_network_mode(requested: str | None, *, build_mode: str, host_allowed: b
     if mode == "host" and requested == "host" and not (host_allowed or build_mode == "host"):
         raise NetworkError("RUN --network=host is not allowed: the host's network is the builder's to "
                            "give (pass --allow network.host, or --network=host for every step)")
+    if mode == "default" and (missing := default_network_missing()) and (container := container_evidence()):
+        # A job container (GitLab's docker or podman executor) has a network namespace of its
+        # own already and, by docker's device list, no /dev/net/tun: its network is what kaniko
+        # gave every step there. Refusing would leave every RUN of every such job failing.
+        _warn_container_network(missing, container)
+        return "host"
     if mode == "host":
         log.info("  %s: RUN uses the host's network (--network=host)", where)
     else:
         log.debug("  %s: network %s", where, "own namespace via slirp4netns, host loopback unreachable"
                   if mode == "default" else "none (own namespace, loopback only)")
     return mode
+
+
+def default_network_missing() -> str | None:
+    """Why the `default` network cannot be made here (slirp4netns or a usable /dev/net/tun missing), or None."""
+    if shutil.which("slirp4netns") is None:
+        return "slirp4netns, which is not installed (apt-get install slirp4netns)"
+    if not os.access(_TUN, os.R_OK | os.W_OK):
+        return f"slirp4netns, which needs {_TUN} ({_why_no_tun()}); make it usable (udev gives it mode 0666)"
+    return None
+
+
+@functools.cache
+def _warn_container_network(missing: str, container: str) -> None:
+    log.warning("warning: RUN steps use this container's own network (%s): a network of their own needs %s; "
+                "pass --network=host to say so", container, missing)
 
 
 def step_resolv_conf(mode: str, host_text: str) -> str:
@@ -163,14 +186,12 @@ class StepNetwork:
     def __enter__(self) -> Self:
         if self.mode == "default":
             # An absolute path, fixed before anything of the build runs: never a program the build could place.
+            missing = default_network_missing()
+            if missing is not None:
+                raise NetworkError(f"RUN steps get a network of their own through {missing}, "
+                                   "or pass --network=host or --network=none")
+            # An absolute path, fixed before anything of the build runs: never a program the build could place.
             self._slirp_binary = shutil.which("slirp4netns")
-            if self._slirp_binary is None:
-                raise NetworkError("RUN steps get a network of their own through slirp4netns, which is not "
-                                   "installed (apt-get install slirp4netns), or pass --network=host or --network=none")
-            if not os.access(_TUN, os.R_OK | os.W_OK):
-                raise NetworkError(f"RUN steps get a network of their own through slirp4netns, which needs {_TUN} "
-                                   f"({_why_no_tun()}); make it usable (udev gives it mode 0666), or pass "
-                                   "--network=host or --network=none")
             self._fds["host_ready"], self._fds["child_ready"] = os.pipe()
             self._fds["child_go"], self._fds["host_go"] = os.pipe()
         return self

@@ -175,3 +175,27 @@ def test_a_step_that_fails_still_stops_slirp(rootfs: Path) -> None:
     with pytest.raises(RunFailed):
         _run(rootfs, "exit 3")
     assert _slirp_children() == []
+
+
+def test_default_network_in_a_container_without_tun_is_the_containers(monkeypatch: pytest.MonkeyPatch,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """A GitLab job container has no /dev/net/tun (docker's device list): its own network, said once."""
+    monkeypatch.setattr(net, "_TUN", "/nonexistent/tun")
+    monkeypatch.setattr(net, "container_evidence", lambda: "/.dockerenv")
+    net._warn_container_network.cache_clear()
+    with caplog.at_level("WARNING", logger="wharfie"):
+        modes = [net.step_network_mode(None, build_mode="default", host_allowed=False, where="Dockerfile:2")
+                 for _ in range(3)]
+    assert modes == ["host"] * 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "/.dockerenv" in warnings[0] and "/nonexistent/tun" in warnings[0]
+    assert net.step_network_mode("none", build_mode="default", host_allowed=False, where="Dockerfile:3") == "none"
+
+
+def test_default_network_outside_a_container_without_tun_stays_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(net, "_TUN", "/nonexistent/tun")
+    monkeypatch.setattr(net, "container_evidence", lambda: None)
+    assert net.step_network_mode(None, build_mode="default", host_allowed=False, where="Dockerfile:2") == "default"
+    with pytest.raises(net.NetworkError, match="needs /nonexistent/tun"):
+        with net.StepNetwork("default"):
+            pass
