@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from builder.attest.publish import AttestOptions
 from builder.cache.layer_cache import CacheOptions
 from builder.execution.isolation import Isolation
 from builder.execution.run_mounts import SecretSource
@@ -57,3 +58,4 @@ class BuildOptions:
     secrets: tuple[SecretSource, ...] = ()
     ignore_paths: tuple[str, ...] = ()  # --ignore-path: never captured in a layer
     snapshot_mode: str = "redo"  # kaniko's full | redo | time, for the walk snapshotter
+    attest: AttestOptions = field(default_factory=AttestOptions)  # --sbom, --provenance
