@@ -35,8 +35,8 @@ __all__ = [
     "BuildFacts",
     "Dependency",
     "context_commit",
-    "public_build_args",
     "provenance_statement",
+    "public_build_args",
     "wharfie_version",
 ]
 
@@ -46,7 +46,7 @@ BUILD_TYPE = "https://wharfie.io/buildtypes/dockerfile/v1"
 BUILDER_ID = "https://wharfie.io/builder"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
-_SECRET_NAME = re.compile(r".*(TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL|PRIVATE).*|.*_KEY|KEY|.*APIKEY.*", re.I)
+_SECRET_NAME = re.compile(r".*(TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL|PRIVATE).*|.*_KEY|KEY|.*APIKEY.*", re.IGNORECASE)
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _MIN_SECRET = 4  # shorter secret values would match by chance, and say little about the secret
 

@@ -56,7 +56,7 @@ def test_hostile_fields_still_make_a_valid_document(tmp_path: Path) -> None:
     document = spdx_document(image, catalog(files), None, created="2024-01-01T00:00:00Z", tool="wharfie-test")
     path = tmp_path / "doc.spdx.json"
     path.write_text(json.dumps(document))
-    validated = subprocess.run(["pyspdxtools", "-i", str(path)], capture_output=True, text=True)
+    validated = subprocess.run(["pyspdxtools", "-i", str(path)], capture_output=True, text=True, check=False)
     assert validated.returncode == 0, validated.stdout + validated.stderr
     ids = [p["SPDXID"] for p in document["packages"]]
     assert len(ids) == len(set(ids)) == 3  # the image and the two arches of x(y)

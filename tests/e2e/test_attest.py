@@ -80,7 +80,7 @@ def test_sbom_and_provenance_attached_checked_and_read_back(registry_open: Regis
     assert "rpm database /var/lib/rpm/rpmdb.sqlite found: rpm packages are not covered" in result.stderr
 
     # spdx-tools, an independent validator, accepts the document.
-    validated = subprocess.run(["pyspdxtools", "-i", str(sbom_file)], capture_output=True, text=True)
+    validated = subprocess.run(["pyspdxtools", "-i", str(sbom_file)], capture_output=True, text=True, check=False)
     assert validated.returncode == 0, validated.stdout + validated.stderr
     sbom = json.loads(sbom_file.read_text())
     assert sbom["spdxVersion"] == "SPDX-2.3" and "rpm" in sbom["comment"]
