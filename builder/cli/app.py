@@ -191,6 +191,7 @@ def build(**kw: Any) -> None:
         labels=_key_values(kw["labels"], "--label"),
         target=kw["target"],
         platform=Platform.parse(kw["platform"]) if kw["platform"] else host_platform(),
+        platform_requested=bool(kw["platform"]),
         source_date_epoch=_epoch(kw["reproducible"]),
         network="none" if kw["network"] == "none" else "host",
         cache_dir=Path(kw["cache_dir"]) if kw["cache_dir"] else default_cache_dir(),

@@ -47,6 +47,7 @@ class BuildOptions:
     labels: dict[str, str] = field(default_factory=dict)
     target: str | None = None
     platform: Platform = field(default_factory=host_platform)
+    platform_requested: bool = False  # --platform given: base configs are labelled with it (builder/image/platforms.py)
     source_date_epoch: int | None = None
     network: str = "host"
     cache_dir: Path = field(default_factory=default_cache_dir)

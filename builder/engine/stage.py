@@ -95,7 +95,9 @@ class StageBuilder:
         self.session.log.info("FROM %s", base)
         state, _ref, digest = self.session.image(base, platform)
         self.key = start_key(str(digest), platform)
-        return with_platform(state, platform, base, self.session.log)
+        if self.stage.platform or self.session.options.platform_requested:
+            state = with_platform(state, platform, base, self.session.log)
+        return state
 
     @property
     def platform(self) -> Platform:

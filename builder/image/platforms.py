@@ -2,9 +2,10 @@
 
 A stage is built for `FROM --platform` when given (e.g. `$BUILDPLATFORM` for a
 cross-compiling stage), else for the build's `--platform`. Its base is picked
-from an index for that platform; a single-platform base that is something
-else is used anyway, as BuildKit does, with a warning, and its config is
-labelled with the platform the stage was built for.
+from an index for that platform. When a platform was asked for, a
+single-platform base that is something else is used anyway, as BuildKit
+does, with a warning, and its config is labelled with the platform the
+stage was built for; without one, the base's config keeps its own.
 """
 
 from __future__ import annotations

@@ -93,6 +93,12 @@ def test_per_arch_builds_joined_into_an_index(registry_open: Registry, multi_bas
     shown = run_wharfie("manifest", "inspect", f"{host}/e2e/multi:latest", "--insecure-registry", host)
     assert shown.returncode == 0 and json.loads(shown.stdout) == index
 
+    # An index as a source contributes its entries (here, into another repository: blobs and manifests follow).
+    again = run_wharfie("manifest", "create", f"{host}/e2e/multi-copy:1", f"{host}/e2e/multi:latest",
+                        "--insecure-registry", host)
+    assert again.returncode == 0, again.stderr
+    assert skopeo_inspect(f"{host}/e2e/multi-copy:1", [*flags, "--raw"]) == index
+
     listed = run_wharfie("manifest", "create", f"{host}/e2e/multi:list", f"{host}/e2e/multi:amd64",
                          f"{host}/e2e/multi-arm:arm64", "--format", "docker", "--insecure-registry", host)
     assert listed.returncode == 0, listed.stderr
