@@ -9,17 +9,20 @@ __all__ = [
     "DOCKER_LAYER_GZIP",
     "DOCKER_MANIFEST",
     "DOCKER_MANIFEST_LIST",
+    "IN_TOTO_JSON",
     "IMAGE_MANIFEST_TYPES",
     "INDEX_TYPES",
     "LAYER_COMPRESSION",
     "MANIFEST_ACCEPT",
     "OCI_CONFIG",
+    "OCI_EMPTY",
     "OCI_INDEX",
     "OCI_LAYER",
     "OCI_LAYER_GZIP",
     "OCI_LAYER_NONDIST_GZIP",
     "OCI_LAYER_ZSTD",
     "OCI_MANIFEST",
+    "SPDX_JSON",
     "is_index",
     "is_manifest",
     "layer_media_type",
@@ -32,6 +35,11 @@ OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 OCI_LAYER_NONDIST_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"  # the `{}` config of an artifact manifest (OCI 1.1)
+
+# Artifact types of the attestations attached to an image as OCI referrers.
+SPDX_JSON = "application/spdx+json"
+IN_TOTO_JSON = "application/vnd.in-toto+json"
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"

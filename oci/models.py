@@ -92,6 +92,7 @@ class Descriptor:
     annotations: dict[str, str] | None = None
     platform: Platform | None = None
     urls: tuple[str, ...] | None = None
+    artifact_type: str | None = None  # OCI 1.1: what an artifact manifest (a referrer) holds
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Descriptor:
@@ -103,12 +104,15 @@ class Descriptor:
                 annotations=data.get("annotations"),
                 platform=Platform.from_json(data["platform"]) if "platform" in data else None,
                 urls=tuple(data["urls"]) if data.get("urls") else None,
+                artifact_type=data.get("artifactType") or None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise WharfieError(f"invalid descriptor {data!r}: {exc}") from None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mediaType": self.media_type, "digest": str(self.digest), "size": self.size}
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
         if self.urls:
             out["urls"] = list(self.urls)
         if self.annotations:
@@ -130,12 +134,14 @@ def _load(raw: bytes, what: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Manifest:
-    """An image manifest (OCI or Docker schema 2)."""
+    """An image manifest (OCI or Docker schema 2); an OCI 1.1 artifact has `artifact_type` and a `subject`."""
 
     media_type: str
     config: Descriptor
     layers: tuple[Descriptor, ...]
     annotations: dict[str, str] | None = None
+    artifact_type: str | None = None
+    subject: Descriptor | None = None  # the manifest this one refers to (an SBOM's image)
 
     @classmethod
     def from_bytes(cls, raw: bytes, media_type: str | None = None) -> Manifest:
@@ -149,15 +155,18 @@ class Manifest:
             config=Descriptor.from_json(data["config"]),
             layers=tuple(Descriptor.from_json(d) for d in data.get("layers") or []),
             annotations=data.get("annotations"),
+            artifact_type=data.get("artifactType") or None,
+            subject=Descriptor.from_json(data["subject"]) if isinstance(data.get("subject"), dict) else None,
         )
 
     def to_bytes(self) -> bytes:
-        out: dict[str, Any] = {
-            "schemaVersion": 2,
-            "mediaType": self.media_type,
-            "config": self.config.to_json(),
-            "layers": [d.to_json() for d in self.layers],
-        }
+        out: dict[str, Any] = {"schemaVersion": 2, "mediaType": self.media_type}
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
+        out["config"] = self.config.to_json()
+        out["layers"] = [d.to_json() for d in self.layers]
+        if self.subject is not None:
+            out["subject"] = self.subject.to_json()
         if self.annotations:
             out["annotations"] = dict(self.annotations)
         return canonical_json(out)

@@ -1,18 +1,25 @@
 """`wharfie inspect`: what an image reference names, without pulling its layers.
 
 The summary follows `skopeo inspect`'s shape (digest, platform, config
-fields, layers and sizes) plus the platforms an index offers, so users can
+fields, layers and sizes) plus the platforms an index offers and the artifacts attached to the image
+(OCI referrers: SBOMs, provenance), so users can
 compare the two tools' answers directly.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from oci import mediatypes as mt
+from oci.digest import Digest
 from oci.models import Index, Platform
 from registry.client import RegistryClient
+from registry.errors import RegistryError
 from registry.reference import Reference
+from registry.referrers import list_referrers
+
+log = logging.getLogger(__name__)
 
 __all__ = ["inspect_image"]
 
@@ -47,5 +54,17 @@ def inspect_image(client: RegistryClient, ref: Reference, platform: Platform) ->
         "Layers": [{"Digest": str(d.digest), "Size": d.size, "MediaType": d.media_type} for d in layers],
         "Size": sum(d.size for d in layers) + resolved.manifest.config.size,
         "History": len(config.history),
+        "Referrers": _referrers(client, ref, resolved.manifest_digest),
     })
     return out
+
+
+def _referrers(client: RegistryClient, ref: Reference, digest: Digest) -> list[dict[str, Any]]:
+    """The artifacts attached to the image (SBOMs, provenance, signatures): OCI referrers."""
+    try:
+        found = list_referrers(client.session, ref, digest)
+    except RegistryError as exc:  # a registry that will not say is not a reason to fail the inspection
+        log.debug("referrers of %s: %s", ref, exc)
+        return []
+    return [{"Digest": str(d.digest), "ArtifactType": d.artifact_type, "MediaType": d.media_type, "Size": d.size,
+             "Created": (d.annotations or {}).get("org.opencontainers.image.created")} for d in found]

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from builder.attest.publish import AttestOptions
 from builder.cache.layer_cache import CacheOptions
 from builder.engine.options import BuildOptions, OutputOptions, default_cache_dir
 from builder.execution.isolation import resolve_isolation
@@ -86,6 +87,16 @@ def _epoch(reproducible: bool) -> int | None:
     return 0 if reproducible else None
 
 
+def _attest_options(kw: dict[str, Any]) -> AttestOptions:
+    files = {flag: Path(kw[flag]) if kw[flag] else None for flag in ("sbom_file", "provenance_file")}
+    for flag, path in files.items():
+        if path is not None and not path.resolve().parent.is_dir():  # found out before the build, not after
+            raise click.BadParameter(f"{path.parent} is not a directory", param_hint=f"--{flag.replace('_', '-')}")
+    return AttestOptions(sbom=kw["sbom"] or files["sbom_file"] is not None,
+                         provenance=kw["provenance"] or files["provenance_file"] is not None,
+                         sbom_file=files["sbom_file"], provenance_file=files["provenance_file"])
+
+
 def _setup_logging(verbosity: str, quiet: bool) -> None:
     level = logging.WARNING if quiet else getattr(logging, verbosity.upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
@@ -107,7 +118,8 @@ def cli() -> None:
 @click.option("--build-arg", "build_args", multiple=True, help="KEY=VALUE, or KEY to take it from the environment.")
 @click.option("--label", "labels", multiple=True, help="KEY=VALUE label to add to the image (repeatable).")
 @click.option("--target", help="Build up to this stage (name or index).")
-@click.option("--platform", "platform", help="os/arch[/variant] of the image (default: this machine's).")
+@click.option("--platform", "--custom-platform", "platform",
+              help="os/arch[/variant] of the image (default: this machine's); picks the base from an index.")
 @click.option("--no-push", is_flag=True, help="Build only; push nothing.")
 @click.option("--skip-unused-stages", is_flag=False, flag_value="true", default="true", hidden=True,
               help="Accepted for kaniko: only the stages the target needs are ever built.")
@@ -153,6 +165,11 @@ def cli() -> None:
 @click.option("--ignore-path", "ignore_paths", multiple=True, help="A path never captured in a layer (repeatable).")
 @click.option("--snapshot-mode", type=click.Choice(["full", "redo", "time"]), default="redo", show_default=True,
               help="How the walk snapshotter compares files (full: by content).")
+@click.option("--sbom", is_flag=True, help="Attach an SPDX 2.3 SBOM of the image (an OCI referrer).")
+@click.option("--provenance", is_flag=True, help="Attach a SLSA v1 provenance statement (an OCI referrer).")
+@click.option("--sbom-file", type=click.Path(dir_okay=False), help="Also write the SBOM here (implies --sbom).")
+@click.option("--provenance-file", type=click.Path(dir_okay=False),
+              help="Also write the provenance here (implies --provenance).")
 @click.option("--verbosity", "-v", type=click.Choice(["debug", "info", "warn", "error"]), default="info")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result.")
 def build(**kw: Any) -> None:
@@ -178,6 +195,7 @@ def build(**kw: Any) -> None:
         labels=_key_values(kw["labels"], "--label"),
         target=kw["target"],
         platform=Platform.parse(kw["platform"]) if kw["platform"] else host_platform(),
+        platform_requested=bool(kw["platform"]),
         source_date_epoch=_epoch(kw["reproducible"]),
         network=kw["network"],
         allow_host_network="network.host" in kw["allow"],
@@ -192,6 +210,7 @@ def build(**kw: Any) -> None:
         secrets=tuple(parse_secret_flag(value) for value in kw["secrets"]),
         ignore_paths=tuple(kw["ignore_paths"]),
         snapshot_mode=kw["snapshot_mode"],
+        attest=_attest_options(kw),
     )
     for destination in kw["destinations"]:
         parse_reference(destination)  # a bad --destination fails now, not after the build
@@ -211,6 +230,10 @@ def _attach_registry_commands() -> None:
     except ImportError:  # pragma: no cover - only while the registry commands are absent
         return
     for command in REGISTRY_COMMANDS:
+        cli.add_command(command)
+    from builder.cli.attest_commands import ATTEST_COMMANDS
+
+    for command in ATTEST_COMMANDS:
         cli.add_command(command)
 
 

@@ -11,15 +11,19 @@ from pathlib import Path
 
 from builder.cache.layer_cache import CACHE_STEPS_ANNOTATION, LayerCache, encode_steps
 from builder.context.dockerignore import load_ignore
+from builder.engine.attestations import attest_image, seconds_timestamp
 from builder.engine.inplace_stage import stage_builder_class
 from builder.engine.options import BuildOptions
 from builder.engine.output import BuiltImage, deliver
 from builder.engine.session import BuildSession
-from builder.frontend.plan import parse_dockerfile
+from builder.execution.binfmt import require_runnable
+from builder.frontend import instructions as ins
+from builder.frontend.plan import BuildPlan, parse_dockerfile
+from builder.image.platforms import stage_platform
 from builder.image.state import render_manifest, timestamp
 from oci.blobstore import BlobStore
 from oci.digest import Digest
-from oci.errors import DockerfileError
+from oci.errors import DockerfileError, WharfieError
 from registry.client import RegistryClient
 from registry.reference import Reference, parse_reference
 
@@ -66,10 +70,26 @@ def _cache_repo(options: BuildOptions) -> Reference | None:
     return None
 
 
+def _check_run_platforms(plan: BuildPlan, options: BuildOptions) -> None:
+    """Before anything is pulled: every RUN of a foreign platform has an interpreter (builder/execution/binfmt.py)."""
+    for stage in plan.needed:
+        root = stage
+        while root.base_stage is not None:
+            root = plan.stages[root.base_stage]
+        run = next((i for i in stage.instructions if isinstance(i, ins.RUN)), None)
+        if run is not None:
+            try:
+                require_runnable(stage_platform(root.platform, options.platform))
+            except WharfieError as exc:
+                raise WharfieError(f"{options.dockerfile.name}:{run.line}: {exc}") from None
+
+
 def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult:
+    started = seconds_timestamp()
     text = _read_dockerfile(options.dockerfile)
     plan = parse_dockerfile(text, filename=options.dockerfile.name, build_args=options.build_args,
                             target=options.target, target_platform=str(options.platform))
+    _check_run_platforms(plan, options)
     store = BlobStore(options.cache_dir)
     work_root = options.work_dir or Path(tempfile.gettempdir())
     work_root.mkdir(parents=True, exist_ok=True)
@@ -101,6 +121,8 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
         image = BuiltImage(state, manifest_raw, media_type, config_raw)
         cache.wait()  # cached layers are then in the cache repo, and the push mounts them from there
         pushed = deliver(image, options.output, client, mount_sources=(cache.repo,) if cache.repo else ())
+        if options.attest.wanted:
+            attest_image(session, plan, image, pushed=bool(pushed), started=started)
         return BuildResult(image, pushed)
     finally:
         if cache is not None:

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from builder.attest.publish import AttestOptions
 from builder.cache.layer_cache import CacheOptions
 from builder.execution.isolation import Isolation
 from builder.execution.run_mounts import SecretSource
@@ -46,6 +47,7 @@ class BuildOptions:
     labels: dict[str, str] = field(default_factory=dict)
     target: str | None = None
     platform: Platform = field(default_factory=host_platform)
+    platform_requested: bool = False  # --platform given: base configs are labelled with it (builder/image/platforms.py)
     source_date_epoch: int | None = None
     network: str = "default"  # the RUN steps' network (builder/network.py): default | host | none
     allow_host_network: bool = False  # --allow network.host: a Dockerfile's RUN --network=host is honoured
@@ -58,3 +60,4 @@ class BuildOptions:
     secrets: tuple[SecretSource, ...] = ()
     ignore_paths: tuple[str, ...] = ()  # --ignore-path: never captured in a layer
     snapshot_mode: str = "redo"  # kaniko's full | redo | time, for the walk snapshotter
+    attest: AttestOptions = field(default_factory=AttestOptions)  # --sbom, --provenance

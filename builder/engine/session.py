@@ -14,6 +14,7 @@ from builder.image.base import pull_base
 from builder.image.state import ImageState
 from oci.blobstore import BlobStore
 from oci.digest import Digest
+from oci.models import Platform
 from registry.client import RegistryClient
 from registry.reference import Reference
 
@@ -43,15 +44,19 @@ class BuildSession:
     cache: LayerCache
     results: dict[int, StageResult] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("wharfie"))
-    _images: dict[str, tuple[ImageState, Reference, Digest]] = field(default_factory=dict)
+    _images: dict[tuple[str, Platform], tuple[ImageState, Reference, Digest]] = field(default_factory=dict)
 
-    def image(self, name: str) -> tuple[ImageState, Reference, Digest]:
-        """An image's state, reference and manifest digest, resolved once per build.
+    def image(self, name: str, platform: Platform | None = None) -> tuple[ImageState, Reference, Digest]:
+        """An image's state, reference and manifest digest for `platform` (default: the build's), resolved once.
 
         FROM, the cache key of a COPY --from and the copy itself all ask for the
         same image; one resolution also means they all see the same digest.
         """
-        if name not in self._images:
-            self._images[name] = pull_base(name, client=self.client, platform=self.options.platform,
-                                           store=self.store)
-        return self._images[name]
+        key = (name, platform or self.options.platform)
+        if key not in self._images:
+            self._images[key] = pull_base(name, client=self.client, platform=key[1], store=self.store)
+        return self._images[key]
+
+    def resolved_images(self) -> dict[tuple[str, Platform], tuple[ImageState, Reference, Digest]]:
+        """Every image this build resolved, by (name as written, platform): what its provenance lists."""
+        return dict(self._images)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from builder.cache.cache_key import layer_format, sources_digest, start_key, step_key
 from builder.engine.session import BuildSession, StageResult
+from builder.execution.binfmt import require_runnable
 from builder.execution.inplace import InPlaceRunner, in_place_ignore
 from builder.execution.network import step_network_mode
 from builder.execution.rootless import chown_hint
@@ -33,6 +34,7 @@ from builder.frontend.globmatch import BadPatternError, match_path, validate_pat
 from builder.frontend.heredoc import Heredoc, heredoc_run
 from builder.frontend.plan import BuildPlan, Stage
 from builder.image.base import DEFAULT_PATH, materialize, scratch_state
+from builder.image.platforms import stage_platform, with_platform
 from builder.image.state import ImageState, add_history, append_layer, timestamp
 from builder.steps.add_sources import archive_kind, download, is_url, redact_url, unpack_archive
 from builder.steps.config_steps import CONFIG_INSTRUCTIONS, StageFlags, apply_config_step, command_argv
@@ -58,7 +60,7 @@ from layers.walk import Snapshot, diff
 from layers.writer import write_layer
 from oci.errors import DockerfileError, WharfieError
 from oci.layer import Layer, StoredLayer
-from oci.models import History
+from oci.models import History, Platform
 
 __all__ = ["StageBuilder"]
 
@@ -82,23 +84,32 @@ class StageBuilder:
 
     # -- base -----------------------------------------------------------------
     def _base_state(self) -> ImageState:
-        options = self.session.options
         base = self.stage.base
-        if base == "scratch":
-            self.key = start_key("scratch", options.platform, self._layer_format())
-            return scratch_state(options.platform)
         if self.stage.base_stage is not None:
             parent = self.session.results[self.stage.base_stage]
             self.key = parent.key
             return parent.state
+        platform = self.platform
+        if base == "scratch":
+            self.key = start_key("scratch", platform, self._layer_format())
+            return scratch_state(platform)
         self.session.log.info("FROM %s", base)
-        state, _ref, digest = self.session.image(base)
-        self.key = start_key(str(digest), options.platform, self._layer_format())
+        state, _ref, digest = self.session.image(base, platform)
+        self.key = start_key(str(digest), platform, self._layer_format())
+        if self.stage.platform or self.session.options.platform_requested:
+            state = with_platform(state, platform, base, self.session.log)
         return state
 
     def _layer_format(self) -> str:
         options = self.session.options
         return layer_format(options.output.compression, options.output.compression_level, options.source_date_epoch)
+
+    @property
+    def platform(self) -> Platform:
+        """FROM --platform, else the build's --platform; a stage FROM another has that stage's."""
+        if self.stage.base_stage is not None:
+            return self.session.results[self.stage.base_stage].state.config.platform
+        return stage_platform(self.stage.platform, self.session.options.platform)
 
     def ensure_rootfs(self) -> Path:
         """Extract the stage's filesystem the first time a step needs it.
@@ -250,7 +261,7 @@ class StageBuilder:
             index = self.plan.resolve_from(source)
             if index is not None:
                 return f"stage:{self.session.results[index].key}"
-            _state, _ref, digest = self.session.image(source)
+            _state, _ref, digest = self.session.image(source, self.platform)
             return f"image:{digest}"
         if any(is_url(s) for s in instr.sources):
             return f"uncacheable:{os.urandom(16).hex()}"  # a URL's content is only known by fetching it
@@ -286,6 +297,7 @@ class StageBuilder:
         created_by = run_created_by(argv, list(self.scope.arg_values().items()))
         if self._reuse_cached(created_by):
             return
+        require_runnable(self.state.config.platform)  # before the rootfs is extracted: fail at once
         env = self.plan.run_env(self.scope)
         env.setdefault("PATH", DEFAULT_PATH)
         options = self.session.options
@@ -468,7 +480,7 @@ def _from_source(builder: StageBuilder, source: str) -> tuple[Path | None, Image
     if index is not None:
         result = builder.session.results[index]
         return result.rootfs, result.state
-    state, _ref, _digest = builder.session.image(source)
+    state, _ref, _digest = builder.session.image(source, builder.platform)
     return None, state
 
 

@@ -25,8 +25,9 @@ ALLOWED_SUBPACKAGES: dict[str, set[str]] = {
     "execution": {"frontend", "context", "steps"},
     "image": set(),
     "cache": {"frontend", "image"},
-    "engine": {"frontend", "context", "steps", "execution", "image", "cache"},
-    "cli": {"frontend", "context", "steps", "execution", "image", "cache", "engine"},
+    "attest": {"frontend", "steps", "image"},
+    "engine": {"frontend", "context", "steps", "execution", "image", "cache", "attest"},
+    "cli": {"frontend", "context", "steps", "execution", "image", "cache", "attest", "engine"},
 }
 ALLOWED_PACKAGES: dict[str, set[str]] = {
     "frontend": {"oci"},
@@ -35,6 +36,7 @@ ALLOWED_PACKAGES: dict[str, set[str]] = {
     "execution": {"oci", "layers"},
     "image": {"oci", "layers", "registry"},
     "cache": {"oci", "layers", "registry"},
+    "attest": {"oci", "layers", "registry"},
     "engine": {"oci", "layers", "registry"},
     "cli": {"oci", "registry"},
 }
