@@ -10,7 +10,13 @@ Everything is stopped at the end of the session; temp dirs come from
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +29,52 @@ from fixtures.token_issuer import Account, TokenIssuer
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than a few seconds (deselect with -m 'not slow')")
+
+
+# Every process the session starts inherits this mark (builds, registries, helpers), so what is
+# still running at the end is found by its environment, whatever became of its parent.
+SESSION_MARK = "WHARFIE_TEST_SESSION"
+
+
+def _marked_processes(mark: str) -> list[tuple[int, str]]:
+    found = []
+    needle = f"{SESSION_MARK}={mark}".encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) == os.getpid():
+            continue
+        try:
+            if needle in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                found.append((int(pid), Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the whole session: no process it started and no mount under its temp dirs remain (#13)."""
+    mark = uuid.uuid4().hex
+    os.environ[SESSION_MARK] = mark
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    mounts = [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if base in line]
+    processes = _marked_processes(mark)
+    for pid, _ in processes:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    assert not processes, f"processes started by the tests are still running: {processes}"
+    assert not mounts, f"mounts made by the tests are still there: {mounts}"
+
+
+@pytest.fixture(autouse=True)
+def tmpdir_left_clean(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test gets a $TMPDIR of its own; after it, nothing of wharfie's may stay there (#13)."""
+    tmpdir = tmp_path_factory.mktemp("TMPDIR")
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+    yield
+    left = [name for name in os.listdir(tmpdir) if name.startswith("wharfie")]
+    assert not left, f"wharfie left {left} in $TMPDIR"
 
 
 @pytest.fixture(scope="session")

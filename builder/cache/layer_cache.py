@@ -187,6 +187,12 @@ class LayerCache:
         )
         self.client.push_image([self.repo.with_tag(key)], manifest.to_bytes(), mt.OCI_MANIFEST, config_raw, layers)
 
+    def abandon(self) -> None:
+        """Drop the stores that have not started and wait for the running ones (a cancelled build)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending = [(key, future) for key, future in self._pending if not future.cancelled()]
+        self.wait()
+
     def wait(self) -> None:
         """Wait for background stores; failures become warnings."""
         for key, future in self._pending:

@@ -17,6 +17,7 @@ import click
 
 from builder.attest.publish import AttestOptions
 from builder.cache.layer_cache import CacheOptions
+from builder.cli.cancel import Cancelled, handle_cancel_signals, private_tmpdir
 from builder.engine.options import BuildOptions, OutputOptions, default_cache_dir
 from builder.execution.isolation import resolve_isolation
 from builder.execution.rootless import enter_user_namespace_if_needed
@@ -176,6 +177,11 @@ def build(**kw: Any) -> None:
     """Build CONTEXT's Dockerfile and push the image to every --destination."""
     _setup_logging(kw["verbosity"], kw["quiet"])
     enter_user_namespace_if_needed(kw["isolation"], sys.argv[1:])
+    with private_tmpdir():
+        _build(kw)
+
+
+def _build(kw: dict[str, Any]) -> None:
     context = _context_dir(kw["context"], kw["flag_context"])
     if not kw["destinations"] and not kw["no_push"] and not kw["oci_layout_path"]:
         raise click.UsageError("no --destination given: name one, or pass --no-push")
@@ -241,8 +247,12 @@ _attach_registry_commands()
 
 
 def main() -> None:
+    handle_cancel_signals()
     try:
         cli.main(standalone_mode=False)
+    except Cancelled as exc:
+        click.echo(f"wharfie: {exc}", err=True)
+        sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("wharfie: aborted", err=True)
         sys.exit(130)

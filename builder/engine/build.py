@@ -124,7 +124,15 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
         if options.attest.wanted:
             attest_image(session, plan, image, pushed=bool(pushed), started=started)
         return BuildResult(image, pushed)
-    finally:
+    except Exception:
         if cache is not None:
             cache.wait()  # a failed build still stores its finished steps, and the store's threads end
+        raise
+    except BaseException:
+        if cache is not None:
+            cache.abandon()  # cancelled: what has not started is dropped, what has finishes whole
+        raise
+    finally:
+        if cache is not None:
+            cache.wait()
         shutil.rmtree(work_dir, ignore_errors=True)

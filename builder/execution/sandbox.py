@@ -19,6 +19,7 @@ import collections
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -204,26 +205,51 @@ def run_in_sandbox(spec: RunSpec, *, output: Callable[[str], None] | None = None
 
 
 def follow_output(proc: subprocess.Popen[bytes], output: Callable[[str], None] | None) -> tuple[int, list[str]]:
-    """Pass a step's output on line by line; returns its exit code and last lines (for the error)."""
+    """Pass a step's output on line by line; returns its exit code and last lines (for the error).
+
+    `proc` must lead a process group of its own (`start_new_session=True`): it is killed whole if we stop early.
+    """
     assert proc.stdout is not None
     tail: collections.deque[str] = collections.deque(maxlen=20)
-    for raw in proc.stdout:
-        line = raw.decode(errors="replace").rstrip("\n")
-        tail.append(line)
-        if output is not None:
-            output(line)
-    return proc.wait(), list(tail)
+    try:
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            tail.append(line)
+            if output is not None:
+                output(line)
+        return proc.wait(), list(tail)
+    except BaseException:
+        _kill_step(proc)
+        raise
+
+
+def _kill_step(proc: subprocess.Popen[bytes]) -> None:
+    """End a step we stop early (cancelled, or failing around it): it must not outlive us.
+
+    It leads a session of its own, so its process group is all of it; in the
+    sandbox, unshare's --kill-child then takes the step's pid namespace down too.
+    """
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def _stream(command: list[str], payload: bytes, output: Callable[[str], None] | None,
             network: StepNetwork) -> tuple[int, list[str]]:
     with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, pass_fds=network.pass_fds) as proc:
+                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, pass_fds=network.pass_fds,
+                          start_new_session=True) as proc:
         assert proc.stdin is not None and proc.stdout is not None
         try:
             proc.stdin.write(payload)
             proc.stdin.close()
         except BrokenPipeError:
             pass  # it died before reading: its output says why
-        network.attach(proc.pid)
+        try:
+            network.attach(proc.pid)
+        except BaseException:
+            _kill_step(proc)
+            raise
         return follow_output(proc, output)

@@ -22,7 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BuildUser", "throwaway_user", "userns_forbidden_reason"]
+__all__ = ["SESSION_MARK", "BuildUser", "throwaway_user", "userns_forbidden_reason"]
+
+SESSION_MARK = "WHARFIE_TEST_SESSION"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,11 @@ class BuildUser:
     gid: int
     home: Path  # a 0755 directory the user owns: contexts, caches and outputs go here
     subids: tuple[int, int] | None
+
+    @property
+    def tmpdir(self) -> Path:
+        """The $TMPDIR of this user's builds: nothing of wharfie's may stay there after one."""
+        return self.home / "tmp"
 
     def run(self, args: Sequence[str], *, env: dict[str, str] | None = None, timeout: int = 600,
             prelude: str = "") -> subprocess.CompletedProcess[str]:
@@ -48,7 +55,9 @@ class BuildUser:
                        f"mkdir -p {keep} && mount --bind /run/wharfie-keep {keep}\n")
         script += f"cd {shlex.quote(str(self.home))}\nexec " + " ".join(shlex.quote(a) for a in inner)
         clean_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.home),
-                     "USER": self.name, "LANG": "C.UTF-8", **(env or {})}
+                     "USER": self.name, "LANG": "C.UTF-8", "TMPDIR": str(self.tmpdir), **(env or {})}
+        if SESSION_MARK in os.environ:  # so the session's leftover check finds its processes (tests/conftest.py)
+            clean_env[SESSION_MARK] = os.environ[SESSION_MARK]
         return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                               capture_output=True, text=True, env=clean_env, timeout=timeout, check=False)
 
@@ -91,7 +100,12 @@ def throwaway_user(*, subids: bool) -> Iterator[BuildUser]:
             ids = (start, 65536)
         home.mkdir(mode=0o755)
         os.chown(home, entry.pw_uid, entry.pw_gid)
-        yield BuildUser(name, entry.pw_uid, entry.pw_gid, home, ids)
+        user = BuildUser(name, entry.pw_uid, entry.pw_gid, home, ids)
+        user.tmpdir.mkdir(mode=0o700)
+        os.chown(user.tmpdir, entry.pw_uid, entry.pw_gid)
+        yield user
+        left = [entry for entry in os.listdir(user.tmpdir) if entry.startswith("wharfie")]
+        assert not left, f"a rootless build left {left} in its $TMPDIR"
     finally:
         subprocess.run(["userdel", name], capture_output=True, check=False)
         _drop_subid_lines(name)
