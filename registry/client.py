@@ -43,9 +43,11 @@ class RegistryClient:
 
     def __init__(self, options: RegistryOptions | None = None, *, progress: Progress | None = None,
                  environ: Mapping[str, str] | None = None, transport: httpx.BaseTransport | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        """`transport`, `clock` and `sleep` are for tests: a MockTransport, a fake clock (token
+        lifetimes), a recorded sleep (retry waits)."""
         self.options = options or RegistryOptions()
-        self.session = Session(self.options, environ=environ, transport=transport, clock=clock)
+        self.session = Session(self.options, environ=environ, transport=transport, clock=clock, sleep=sleep)
         self.progress = progress
 
     def __enter__(self) -> Self:
@@ -119,8 +121,14 @@ class RegistryClient:
     def check_login(self, registry: str) -> None:
         """Authenticate against `registry` (``GET /v2/`` and its challenge); `AuthError` if refused."""
         probe = Reference(registry, "wharfie-login-check")
+        what = f"login to {registry}"
+
+        def ping() -> httpx.Response:
+            host = self.session.host(registry)
+            request = host.client.build_request("GET", f"{host.base_url}/v2/", extensions={SCOPES: (), CONTEXT: registry})
+            return self.session.send(probe, request, ok=(200, 401), action="pull", what=what)
+
+        response = self.session.retry(ping, what=what)
         host = self.session.host(registry)
-        request = host.client.build_request("GET", f"{host.base_url}/v2/", extensions={SCOPES: (), CONTEXT: registry})
-        response = self.session.send(probe, request, ok=(200, 401), action="pull", what=f"login to {registry}")
         if response.status_code == 401:
             raise AuthError(f"unauthorized: login to {registry} failed{host.auth.who()}", status=401)

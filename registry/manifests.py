@@ -16,7 +16,7 @@ from oci.digest import Digest
 from oci.errors import DigestMismatchError, WharfieError
 from oci.models import Descriptor, ImageConfig, Index, Manifest, Platform
 from registry.blobs import fetch_small_blob
-from registry.errors import RegistryError
+from registry.errors import NotFoundError, RegistryError
 from registry.reference import Reference
 from registry.session import Session
 
@@ -66,18 +66,21 @@ def _media_type(content_type: str | None, raw: bytes) -> str:
 
 def get_manifest(session: Session, ref: Reference, accept: str = mt.MANIFEST_ACCEPT) -> tuple[bytes, str, Digest]:
     """GET a manifest: returns (raw bytes, media type, digest); verifies the digest when `ref` names one."""
-    with session.stream(ref, "GET", f"manifests/{ref.identifier}", action="pull", headers={"Accept": accept},
-                        what=f"{ref} (pull)") as response:
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > MAX_MANIFEST_SIZE:
-                raise RegistryError(f"manifest of {ref} is larger than {MAX_MANIFEST_SIZE} bytes")
-            chunks.append(chunk)
-        raw = b"".join(chunks)
-        content_type = response.headers.get("content-type")
-        header_digest = response.headers.get("docker-content-digest")
+    what = f"{ref} (pull)"
+
+    def fetch() -> tuple[bytes, str | None, str | None]:
+        with session.stream(ref, "GET", f"manifests/{ref.identifier}", action="pull", headers={"Accept": accept},
+                            what=what) as response:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_MANIFEST_SIZE:
+                    raise RegistryError(f"manifest of {ref} is larger than {MAX_MANIFEST_SIZE} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks), response.headers.get("content-type"), response.headers.get("docker-content-digest")
+
+    raw, content_type, header_digest = session.retry(fetch, what=what)
     digest = Digest.of_bytes(raw)
     if ref.digest is not None and digest != ref.digest:
         raise DigestMismatchError(f"manifest {ref}", str(ref.digest), str(digest))
@@ -88,8 +91,9 @@ def get_manifest(session: Session, ref: Reference, accept: str = mt.MANIFEST_ACC
 
 def head_manifest(session: Session, ref: Reference, accept: str = mt.MANIFEST_ACCEPT) -> Descriptor:
     """HEAD a manifest: its descriptor (digest from ``Docker-Content-Digest``), without the body."""
-    response = session.call(ref, "HEAD", f"manifests/{ref.identifier}", action="pull",
-                            headers={"Accept": accept}, what=f"{ref} (pull)")
+    what = f"{ref} (pull)"
+    response = session.retry(lambda: session.call(ref, "HEAD", f"manifests/{ref.identifier}", action="pull",
+                                                  headers={"Accept": accept}, what=what), what=what)
     header = response.headers.get("docker-content-digest")
     if not header:
         raw, media_type, digest = get_manifest(session, ref, accept)
@@ -122,8 +126,10 @@ def put_manifest(session: Session, ref: Reference, raw: bytes, media_type: str) 
     digest = Digest.of_bytes(raw)
     if ref.digest is not None and ref.digest != digest:
         raise DigestMismatchError(f"manifest for {ref}", str(ref.digest), str(digest))
-    response = session.call(ref, "PUT", f"manifests/{ref.identifier}", action="push", ok=(200, 201, 202),
-                            content=raw, headers={"Content-Type": media_type}, what=f"{ref} (push)")
+    what = f"{ref} (push)"
+    response = session.retry(lambda: session.call(ref, "PUT", f"manifests/{ref.identifier}", action="push",
+                                                  ok=(200, 201, 202), content=raw,
+                                                  headers={"Content-Type": media_type}, what=what), what=what)
     header = response.headers.get("docker-content-digest")
     if header and header != str(digest):
         raise DigestMismatchError(f"manifest pushed to {ref}", str(digest), header)
@@ -132,5 +138,17 @@ def put_manifest(session: Session, ref: Reference, raw: bytes, media_type: str) 
 
 def delete_manifest(session: Session, ref: Reference, digest: Digest) -> None:
     """DELETE ``/v2/REPO/manifests/DIGEST``: removes the manifest and every tag pointing at it."""
-    session.call(ref, "DELETE", f"manifests/{digest}", action="delete", ok=(200, 202),
-                 what=f"{ref.repo_ref.with_digest(digest)} (delete)")
+    what = f"{ref.repo_ref.with_digest(digest)} (delete)"
+    attempts = 0
+
+    def delete() -> None:
+        nonlocal attempts
+        attempts += 1
+        try:
+            session.call(ref, "DELETE", f"manifests/{digest}", action="delete", ok=(200, 202), what=what)
+        except NotFoundError:
+            if attempts == 1:
+                raise
+            # An earlier attempt's reply was lost after the registry deleted it: that is done.
+
+    session.retry(delete, what=what)

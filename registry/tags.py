@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
+
 from oci import mediatypes as mt
 from oci.digest import Digest
 from oci.errors import WharfieError
@@ -38,14 +40,19 @@ def list_tags(session: Session, repo: Reference, *, page_size: int | None = None
     path = "tags/list"
     params: dict[str, str] | None = {"n": str(page_size)} if page_size else None
     tags: list[str] = []
+    what = f"tags of {repo.context('pull')}"
     for _ in range(_MAX_PAGES):
-        response = session.call(repo, "GET", path, action="pull", params=params, what=f"tags of {repo.context('pull')}")
+        response = _page(session, repo, path, params, what)
         tags.extend(response.json().get("tags") or [])
         match = _LINK_RE.search(response.headers.get("link", ""))
         if not match:
             return tags
         path, params = match.group(1), None  # the link carries n= and last= itself
     raise WharfieError(f"tags of {repo.name}: more than {_MAX_PAGES} pages")
+
+
+def _page(session: Session, repo: Reference, path: str, params: dict[str, str] | None, what: str) -> httpx.Response:
+    return session.retry(lambda: session.call(repo, "GET", path, action="pull", params=params, what=what), what=what)
 
 
 def tag_digests(session: Session, repo: Reference, tags: Iterable[str]) -> dict[str, Digest]:
