@@ -1,13 +1,17 @@
 """`RegistryClient`: the one object the builder and the CLI hold to talk to registries.
 
 A thin facade: the verbs live in their own modules (manifests, blobs, push,
-tags) and share one `Session` (per-host clients, auth, the retry policy).
+tags, cleanup) and share one `Session` (per-host clients, auth, the retry
+policy). Callers never need the session or HTTP statuses: a missing manifest
+is `None` from `find_manifest` (or a `NotFoundError`), tags are listed and
+deleted here, layers of a resolved image come back as lazy `RemoteLayer`s.
 Docker Hub reads go to the configured mirrors first and fall back to Docker
 Hub itself, as docker's ``registry-mirrors`` do.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,9 +26,11 @@ from oci.blobstore import BlobStore
 from oci.digest import Digest, VerifyingReader
 from oci.layer import Layer
 from oci.models import Descriptor, Platform
-from registry import blobs, manifests, push
+from registry import blobs, cleanup, manifests, push, tags
 from registry.auth import CONTEXT, SCOPES
-from registry.errors import AuthError, RegistryError
+from registry.cleanup import CleanupPolicy, TagInfo
+from registry.errors import AuthError, InvalidResponseError, NotFoundError, RegistryError
+from registry.layer import RemoteLayer
 from registry.manifests import ResolvedImage
 from registry.options import RegistryOptions
 from registry.progress import Progress
@@ -84,12 +90,31 @@ class RegistryClient:
         """(raw, media type, digest) of `ref`'s manifest; the digest is verified when `ref` names one."""
         return self._from_mirrors(ref, lambda r: manifests.get_manifest(self.session, r, accept))
 
+    def find_manifest(self, ref: Reference, accept: str = mt.MANIFEST_ACCEPT) -> tuple[bytes, str, Digest] | None:
+        """`get_manifest`, or None when the registry says the manifest (or the whole repository) is not there."""
+        try:
+            return self.get_manifest(ref, accept)
+        except NotFoundError:
+            return None
+
     def head_manifest(self, ref: Reference, accept: str = mt.MANIFEST_ACCEPT) -> Descriptor:
         return manifests.head_manifest(self.session, ref, accept)
 
     def resolve_image(self, ref: Reference, platform: Platform) -> ResolvedImage:
         """`ref`'s image for `platform` (following an index), with its config."""
         return self._from_mirrors(ref, lambda r: manifests.resolve_image(self.session, r, platform))
+
+    def remote_layers(self, image: ResolvedImage, store: BlobStore) -> tuple[RemoteLayer, ...]:
+        """`image`'s layers as lazy layers of its source repository (fetched into `store` when opened)."""
+        layers, diff_ids = image.manifest.layers, image.config.diff_ids
+        if len(layers) != len(diff_ids):
+            raise InvalidResponseError(f"image {image.source}: its config lists {len(diff_ids)} diff_ids "
+                                       f"but its manifest {len(layers)} layers")
+        return tuple(self.remote_layer(image.source, desc, diff_id, store) for desc, diff_id in zip(layers, diff_ids))
+
+    def remote_layer(self, ref: Reference, descriptor: Descriptor, diff_id: Digest, store: BlobStore) -> RemoteLayer:
+        """One lazy layer of `ref`'s repository (go-containerregistry's ``remote.Layer``): nothing is sent yet."""
+        return RemoteLayer(descriptor, diff_id, ref, self, store)
 
     def blob_exists(self, ref: Reference, digest: Digest) -> bool:
         return blobs.blob_exists(self.session, ref, digest)
@@ -117,6 +142,23 @@ class RegistryClient:
         """Push blobs (HEAD, mount, upload), then the manifest to each destination; returns its digest."""
         return push.push_image(self.session, destinations, manifest_raw, manifest_media_type, config_raw, layers,
                                mount_sources, progress=self.progress)
+
+    # -- tags --------------------------------------------------------------------------------
+    def list_tags(self, repo: Reference, *, page_size: int | None = None) -> list[str]:
+        """Every tag of `repo`'s repository (following the registry's pagination)."""
+        return tags.list_tags(self.session, repo.repo_ref, page_size=page_size)
+
+    def delete_tag(self, ref: Reference) -> Digest:
+        """Delete `ref`'s tag only (other tags of the same manifest stay); the digest it named.
+
+        A tag that is not there is a `NotFoundError` (code ``MANIFEST_UNKNOWN``).
+        """
+        return tags.delete_tag(self.session, ref)
+
+    def cleanup(self, repo: Reference, policy: CleanupPolicy, *, dry_run: bool = False,
+                now: dt.datetime | None = None) -> list[TagInfo]:
+        """Apply a GitLab-style cleanup `policy` to `repo`; the tags deleted (or, with `dry_run`, that would be)."""
+        return cleanup.run_cleanup(self.session, repo.repo_ref, policy, dry_run=dry_run, now=now)
 
     def check_login(self, registry: str) -> None:
         """Authenticate against `registry` (``GET /v2/`` and its challenge); `AuthError` if refused."""

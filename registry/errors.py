@@ -44,6 +44,7 @@ __all__ = [
     "AuthError",
     "ErrorDetail",
     "InvalidReferenceError",
+    "InvalidResponseError",
     "LimitExceededError",
     "NotFoundError",
     "RegistryError",
@@ -162,6 +163,10 @@ class AuthError(RegistryError):
     """
 
     stale_token: bool = False
+
+
+class InvalidResponseError(RegistryError):
+    """A registry's answer (manifest, index, config, token, header) is malformed; the message names the reference."""
 
 
 class NotFoundError(RegistryError):

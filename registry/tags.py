@@ -21,6 +21,7 @@ from oci import mediatypes as mt
 from oci.digest import Digest
 from oci.errors import WharfieError
 from oci.models import Descriptor, ImageConfig, Manifest
+from registry.errors import MANIFEST_UNKNOWN, ErrorDetail, NotFoundError
 from registry.manifests import delete_manifest, head_manifest, put_manifest
 from registry.progress import NullProgress
 from registry.push import BytesBlob, push_blobs
@@ -102,6 +103,7 @@ def delete_tag(session: Session, ref: Reference) -> Digest:
     repo = ref.repo_ref
     digests = tag_digests(session, repo, list_tags(session, repo))
     if ref.tag not in digests:
-        raise WharfieError(f"tag {ref.tag} not found in {repo.name}")
+        raise NotFoundError(f"tag {ref.tag} not found in {repo.name}", status=404,
+                            errors=(ErrorDetail(MANIFEST_UNKNOWN, f"tag {ref.tag} not found"),))
     delete_tags(session, repo, [ref.tag], digests)
     return digests[ref.tag]
