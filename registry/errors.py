@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from oci.errors import WharfieError
+from registry.limits import MAX_SMALL_RESPONSE, json_too_deep, read_capped
 
 __all__ = [
     "BLOB_UNKNOWN",
@@ -76,6 +77,7 @@ UNKNOWN = "UNKNOWN"
 TEMPORARY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _TEMPORARY_CODES = frozenset({TOO_MANY_REQUESTS, UNAVAILABLE})
 _MAX_MESSAGE = 200
+_MAX_ENTRIES = 20
 
 _STATUS_WORDS = {
     400: "bad request", 401: "unauthorized: authentication required", 403: "denied: access forbidden",
@@ -236,42 +238,32 @@ def _clip(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
-_MAX_ERROR_BODY = 1 << 20  # no registry's error JSON comes near it; a hostile one must not fill memory
+class _Unusable(Exception):
+    """An error body too large or compressed: the error is reported without its codes."""
 
 
 def _error_body(response: httpx.Response) -> bytes | None:
     try:
-        return response.content  # already read (a non-streamed response)
-    except httpx.ResponseNotRead:
-        pass
-    chunks: list[bytes] = []
-    total = 0
-    try:
-        for chunk in response.iter_bytes():
-            total += len(chunk)
-            if total > _MAX_ERROR_BODY:
-                return None
-            chunks.append(chunk)
-    except (httpx.HTTPError, httpx.StreamError):
+        return read_capped(response, MAX_SMALL_RESPONSE, _Unusable, lambda _encoding: _Unusable())
+    except (_Unusable, httpx.HTTPError, httpx.StreamError):
         return None
-    return b"".join(chunks)
 
 
 def _parse_errors(response: httpx.Response) -> tuple[ErrorDetail, ...]:
     body = _error_body(response)
-    if not body or len(body) > _MAX_ERROR_BODY:
+    if not body or json_too_deep(body):
         return ()
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = json.loads(body.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
         return ()
     entries = data.get("errors") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         return ()
     out = []
-    for entry in entries:
+    for entry in entries[:_MAX_ENTRIES]:
         if isinstance(entry, dict) and isinstance(entry.get("code"), str):
-            out.append(ErrorDetail(entry["code"].upper(), str(entry.get("message") or ""), entry.get("detail")))
+            out.append(ErrorDetail(_clip(entry["code"]).upper(), str(entry.get("message") or ""), entry.get("detail")))
     return tuple(out)
 
 

@@ -27,8 +27,10 @@ import httpx
 
 from registry.auth import CONTEXT, PING, SCOPES, RegistryAuth, merge_scopes, parse_challenges, repository_scope
 from registry.credentials import resolve_credentials
+from registry.decode import read_limited
 from registry.dockerconfig import Credentials, DockerConfig
 from registry.errors import AuthError, RegistryError, RegistryUnreachableError, caused_by
+from registry.limits import MAX_SMALL_RESPONSE
 from registry.options import RegistryOptions
 from registry.reference import Reference, api_host
 from registry.retry import RetryPolicy, describe_http_error
@@ -120,7 +122,8 @@ class Session:
         client = httpx.Client(
             transport=inner, auth=auth, follow_redirects=True,
             timeout=httpx.Timeout(self.options.timeout, connect=self.options.connect_timeout),
-            headers={"User-Agent": self.options.user_agent},
+            # identity: a body's size on the wire is its size (registry/limits.py).
+            headers={"User-Agent": self.options.user_agent, "Accept-Encoding": "identity"},
         )
         insecure = registry in self.options.insecure_registries or host in self.options.insecure_registries
         base = f"http://{host}" if insecure else f"https://{host}"
@@ -173,18 +176,29 @@ class Session:
 
     def send(self, ref: Reference, request: httpx.Request, *, ok: Collection[int], action: str,
              stream: bool = False, what: str | None = None) -> httpx.Response:
-        """Send; a status outside `ok` raises `RegistryError` (body read, response closed)."""
+        """Send; a status outside `ok` raises `RegistryError` (response closed).
+
+        Unless `stream`, the body is read, up to `MAX_SMALL_RESPONSE`: these are
+        answers whose headers matter (upload bookkeeping, HEADs, PUTs).
+        """
         client = self.host(ref.registry).client
+        context = what or ref.context(action)
         try:
-            response = client.send(request, stream=stream)
+            response = client.send(request, stream=True)
+            if response.status_code not in ok:
+                try:
+                    raise self._error(ref, response, context, action)
+                finally:
+                    response.close()
+            if not stream:
+                try:
+                    read_limited(response, MAX_SMALL_RESPONSE, limit_name="small response size",
+                                 what=f"the answer for {context}")
+                finally:
+                    response.close()
         except httpx.TransportError as exc:
-            raise RegistryUnreachableError(f"cannot reach {ref.registry} for {what or ref.context(action)}: "
-                                           f"{describe_http_error(exc)}", tls=caused_by(exc, ssl.SSLError)) from None
-        if response.status_code not in ok:
-            try:
-                raise self._error(ref, response, what or ref.context(action), action)
-            finally:
-                response.close()
+            raise RegistryUnreachableError(f"cannot reach {ref.registry} for {context}: {describe_http_error(exc)}",
+                                           tls=caused_by(exc, ssl.SSLError)) from None
         return response
 
     def _error(self, ref: Reference, response: httpx.Response, context: str, action: str) -> RegistryError:
