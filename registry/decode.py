@@ -29,7 +29,8 @@ def read_limited(response: httpx.Response, limit: int, *, limit_name: str, what:
     return read_capped(
         response, limit,
         lambda: LimitExceededError(f"{what} is larger than {limit} bytes (limit: {limit_name})", limit=limit_name),
-        lambda encoding: InvalidResponseError(f"{what} came {encoding}-compressed although identity was asked for"))
+        lambda encoding: InvalidResponseError(f"{what} came with Content-Encoding {encoding!r}, not the identity "
+                                              "asked for"))
 
 
 def load_json(raw: bytes, *, what: str) -> Any:

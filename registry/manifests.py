@@ -17,7 +17,7 @@ from oci.errors import DigestMismatchError, WharfieError
 from oci.models import Descriptor, ImageConfig, Manifest, Platform
 from registry.blobs import fetch_small_blob
 from registry.decode import decode_config, decode_index, decode_manifest, load_json, read_limited
-from registry.errors import InvalidResponseError, NotFoundError, RegistryError
+from registry.errors import InvalidResponseError, LimitExceededError, NotFoundError, RegistryError
 from registry.limits import MAX_MANIFEST_SIZE
 from registry.reference import Reference
 from registry.session import Session
@@ -119,8 +119,14 @@ def resolve_image(session: Session, ref: Reference, platform: Platform) -> Resol
             entry = index.select(platform)
         except WharfieError as exc:
             raise WharfieError(f"{ref}: {exc}") from None
+        if entry.size > MAX_MANIFEST_SIZE:
+            raise LimitExceededError(f"index of {ref} names a manifest of {entry.size} bytes, more than "
+                                     f"{MAX_MANIFEST_SIZE} (limit: manifest size)", limit="manifest size")
         ref = ref.with_digest(entry.digest)
         raw, media_type, digest = get_manifest(session, ref)
+        if len(raw) != entry.size:
+            raise InvalidResponseError(f"index of {ref.repo_ref} says manifest {entry.digest.short} is "
+                                       f"{entry.size} bytes, the registry sent {len(raw)}")
     if not mt.is_manifest(media_type):
         raise InvalidResponseError(f"{ref}: unsupported manifest type {media_type}")
     manifest = decode_manifest(raw, media_type, what=f"manifest of {ref}")
