@@ -29,11 +29,11 @@ from typing import Self
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from builder import stage as stage_module
-from builder.build import build_image
-from builder.isolation import Isolation
-from builder.options import BuildOptions, OutputOptions
-from builder.registry_setup import registry_client
+from builder.engine import stage as stage_module
+from builder.engine.build import build_image
+from builder.engine.options import BuildOptions, OutputOptions
+from builder.engine.registry_setup import registry_client
+from builder.execution.isolation import Isolation
 from fixtures.baseimage import go_arch, push_busybox
 from fixtures.buildah import Buildah
 from fixtures.registry import Registry
@@ -99,7 +99,7 @@ def contexts(work: Path, base: str) -> dict[int, Path]:
 
 
 class StepTimer:
-    """Times builder.stage._run_and_commit: one RUN's sandbox, snapshot and layer, without extraction."""
+    """Times builder.engine.stage._run_and_commit: one RUN's sandbox, snapshot and layer, without extraction."""
 
     def __init__(self) -> None:
         self.times: list[float] = []

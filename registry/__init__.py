@@ -6,7 +6,7 @@ tags, cleanup, pull) over one `Session` (per-host clients, auth, retries).
 Callers hold a `RegistryClient` and never its session.
 """
 
-from registry.cleanup import CleanupPolicy, TagInfo
+from registry.cleanup import CleanupPlan, CleanupPolicy, TagInfo
 from registry.client import RegistryClient
 from registry.credentials import resolve_credentials
 from registry.dockerconfig import Credentials
@@ -26,6 +26,7 @@ from registry.reference import Reference, parse_reference
 
 __all__ = [
     "AuthError",
+    "CleanupPlan",
     "CleanupPolicy",
     "Credentials",
     "InvalidReferenceError",

@@ -28,7 +28,7 @@ from oci.layer import Layer
 from oci.models import Descriptor, Platform
 from registry import blobs, cleanup, manifests, push, tags
 from registry.auth import CONTEXT, SCOPES
-from registry.cleanup import CleanupPolicy, TagInfo
+from registry.cleanup import CleanupPlan, CleanupPolicy
 from registry.errors import AuthError, InvalidResponseError, NotFoundError, RegistryError
 from registry.layer import RemoteLayer
 from registry.manifests import ResolvedImage
@@ -155,10 +155,12 @@ class RegistryClient:
         """
         return tags.delete_tag(self.session, ref)
 
-    def cleanup(self, repo: Reference, policy: CleanupPolicy, *, dry_run: bool = False,
-                now: dt.datetime | None = None) -> list[TagInfo]:
-        """Apply a GitLab-style cleanup `policy` to `repo`; the tags deleted (or, with `dry_run`, that would be)."""
-        return cleanup.run_cleanup(self.session, repo.repo_ref, policy, dry_run=dry_run, now=now)
+    def cleanup(self, repo: Reference, policy: CleanupPolicy, *, dry_run: bool = False, now: dt.datetime | None = None,
+                cache_entries: bool = False, source_date_epoch: int | None = None) -> CleanupPlan:
+        """Apply a GitLab-style cleanup `policy` to `repo` through the registry API; the plan carried out
+        (or, with `dry_run`, that would be). `cache_entries` dates tags by their layer-cache store time."""
+        return cleanup.run_cleanup(self.session, repo.repo_ref, policy, dry_run=dry_run, now=now,
+                                   cache_entries=cache_entries, source_date_epoch=source_date_epoch)
 
     def check_login(self, registry: str) -> None:
         """Authenticate against `registry` (``GET /v2/`` and its challenge); `AuthError` if refused."""

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(docker-registry skopeo umoci busybox-static apache2-utils uidmap buildah pigz util-linux tar gcc libc6-dev)
+packages=(docker-registry skopeo umoci busybox-static apache2-utils uidmap buildah pigz util-linux tar gcc libc6-dev slirp4netns)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

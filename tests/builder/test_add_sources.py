@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from builder.add_sources import redact_url
+from builder.steps.add_sources import redact_url
 
 
 @pytest.mark.parametrize(("url", "shown"), [

@@ -6,11 +6,12 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from builder import instructions as ins
-from builder.cache_key import sources_digest, start_key, step_key
+from builder.cache.cache_key import layer_format, sources_digest, start_key, step_key
+from builder.frontend import instructions as ins
 from oci.models import Platform
 
-BASE = start_key("sha256:" + "a" * 64, Platform("linux", "amd64"))
+FORMAT = layer_format("gzip", None, None)
+BASE = start_key("sha256:" + "a" * 64, Platform("linux", "amd64"), FORMAT)
 COPY = ins.COPY(line=3, original="COPY app/ /app/", sources=("app/",), dest="/app/")
 
 
@@ -32,11 +33,15 @@ def test_every_input_changes_the_key() -> None:
         "new arg": key(args=(("A", "1"), ("B", "x"))),
         "env": key(env=(("PATH", "/usr/bin"),)),
         "sources": key(sources="other"),
-        "previous": step_key(start_key("scratch", Platform()), COPY, args=(("A", "1"),), env=(("PATH", "/bin"),),
+        "previous": step_key(start_key("scratch", Platform(), FORMAT), COPY, args=(("A", "1"),), env=(("PATH", "/bin"),),
                              sources="s"),
-        "platform": step_key(start_key("sha256:" + "a" * 64, Platform("linux", "arm64")), COPY,
+        "platform": step_key(start_key("sha256:" + "a" * 64, Platform("linux", "arm64"), FORMAT), COPY,
                              args=(("A", "1"),), env=(("PATH", "/bin"),), sources="s"),
     }
+    for name, fmt in {"compression": ("zstd", None, None), "level": ("gzip", 1, None),
+                      "reproducible": ("gzip", None, 0), "epoch": ("gzip", None, 1700000000)}.items():
+        variants[name] = step_key(start_key("sha256:" + "a" * 64, Platform("linux", "amd64"), layer_format(*fmt)),
+                                  COPY, args=(("A", "1"),), env=(("PATH", "/bin"),), sources="s")
     assert key() not in variants.values()
     assert len(set(variants.values())) == len(variants)
 

@@ -8,9 +8,9 @@ from typing import TypeVar
 import pytest
 from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
 
-from builder import heredoc as hd
-from builder import instructions as ins
-from builder.dockerfile import parse, parse_go_duration, parse_trigger
+from builder.frontend import heredoc as hd
+from builder.frontend import instructions as ins
+from builder.frontend.dockerfile import parse, parse_go_duration, parse_trigger
 from oci.errors import DockerfileError
 
 T = TypeVar("T", bound=ins.Instruction)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.dockerignore import IgnoreMatcher, go_clean, load_ignore, read_patterns
-from builder.globmatch import BadPatternError, has_wildcards, match_path
+from builder.context.dockerignore import IgnoreMatcher, go_clean, load_ignore, read_patterns
+from builder.frontend.globmatch import BadPatternError, has_wildcards, match_path
 from oci.errors import DockerfileError
 
 # Go's filepath.Match tests (also used by moby/patternmatcher). None: ErrBadPattern.

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from builder import instructions as ins
-from builder.dockerfile import parse
-from builder.expand import ExpansionError, Lexer, expand_instruction, expand_word, expand_words
+from builder.frontend import instructions as ins
+from builder.frontend.dockerfile import parse
+from builder.frontend.expansion import expand_instruction
+from builder.frontend.shell import ExpansionError, Lexer, expand_word, expand_words
 from oci.errors import DockerfileError
 
 ENV = {"PWD": "/home", "SHELL": "bash", "KOREAN": "한국어", "NULL": ""}

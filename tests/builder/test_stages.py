@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from builder import instructions as ins
-from builder.stages import DEFAULT_PATH, BuildPlan, Scope, Stage, parse_dockerfile, platform_args
+from builder.frontend import instructions as ins
+from builder.frontend.plan import DEFAULT_PATH, BuildPlan, Scope, Stage, parse_dockerfile, platform_args
 from oci.errors import DockerfileError
 
 

@@ -191,3 +191,32 @@ def test_cache_run_layers_false_reruns_run_steps_only(registry_open: Registry, b
     assert len(_tags(registry_open, "cache/kinds/cache")) == FS_STEPS - 2, "RUN results are not stored"
     again = _build(context, host, busybox_ref, "cache/kinds", tmp_path / "c2", "--cache-run-layers=false")
     assert _hits(again.stderr) == FS_STEPS - 2, "COPY and WORKDIR still hit; the two RUNs run"
+
+
+@pytest.mark.slow
+def test_everything_that_changes_layer_bytes_is_in_the_key(registry_open: Registry, busybox_ref: str,
+                                                            context: Path, tmp_path: Path) -> None:
+    """A layer cached by one build format never answers another: each variant below misses every step."""
+    host = registry_open.host
+
+    def build(*extra: str):
+        result = run_wharfie("build", str(context), "-d", f"{host}/cache/format:latest", "--build-arg",
+                             f"BASE={busybox_ref}", "--insecure-registry", host, "--cache", "--cache-dir",
+                             str(tmp_path / "c"), "-v", "debug", *extra)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    plain = build()
+    assert _hits(plain.stderr) == 0
+    assert _hits(build().stderr) == FS_STEPS, "the same format hits"
+    seen = {tuple(_keys(plain.stderr))}
+    for variant in (["--reproducible"], ["--compression", "zstd"], ["--compression-level", "1"]):
+        result = build(*variant)
+        assert _hits(result.stderr) == 0, f"{variant} reused a layer of another format"
+        seen.add(tuple(_keys(result.stderr)))
+    assert len(seen) == 4
+    epoch = run_wharfie("build", str(context), "-d", f"{host}/cache/format:latest", "--build-arg",
+                        f"BASE={busybox_ref}", "--insecure-registry", host, "--cache", "--cache-dir",
+                        str(tmp_path / "c"), "-v", "debug", env={"SOURCE_DATE_EPOCH": "1700000000"})
+    assert epoch.returncode == 0, epoch.stderr
+    assert _hits(epoch.stderr) == 0, "SOURCE_DATE_EPOCH changes the timestamps in every layer"

@@ -1,4 +1,5 @@
-"""Unit checks of the docker rules the conformance suite found wharfie breaking, fixed in builder/copy.py and userdb.py.
+"""Unit checks of the docker rules the conformance suite found wharfie breaking, fixed in builder/steps/copy.py
+and userdb.py.
 
 Each rule also has a conformance case (named in the test) proving it against
 the peer builder; these pin the functions themselves, fast and without a build.
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.copy import CopyOptions, copy_into, make_parents
-from builder.userdb import resolve_chown, resolve_exec_user
+from builder.steps.copy import CopyOptions, copy_into, make_parents
+from builder.steps.userdb import resolve_chown, resolve_exec_user
 
 
 @pytest.fixture
@@ -119,7 +120,7 @@ def test_add_archive_with_owner_owns_destination_and_entries(rootfs: Path, tmp_p
     """Case add-archive-chown (needs stage.py to pass the owner): BuildKit's unpack with ChownOpts."""
     import tarfile
 
-    from builder.add_sources import archive_kind, unpack_archive
+    from builder.steps.add_sources import archive_kind, unpack_archive
 
     archive = tmp_path / "app.tar"
     payload = tmp_path / "payload"

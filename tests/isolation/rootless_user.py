@@ -33,13 +33,14 @@ class BuildUser:
     home: Path  # a 0755 directory the user owns: contexts, caches and outputs go here
     subids: tuple[int, int] | None
 
-    def run(self, args: Sequence[str], *, env: dict[str, str] | None = None,
-            timeout: int = 600) -> subprocess.CompletedProcess[str]:
-        """Run `python -m builder ARGS` as this user, from its home."""
+    def run(self, args: Sequence[str], *, env: dict[str, str] | None = None, timeout: int = 600,
+            prelude: str = "") -> subprocess.CompletedProcess[str]:
+        """Run `python -m builder ARGS` as this user, from its home (`prelude`: shell run as root first, in
+        the command's private mount namespace)."""
         prefix = Path(sys.prefix)
         inner = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--",
                  sys.executable, "-m", "builder", *args]
-        script = "set -e\n"
+        script = "set -e\n" + prelude
         if str(prefix).startswith("/root/"):
             keep = Path("/root") / prefix.relative_to("/root").parts[0]
             script += (f"mkdir -p /run/wharfie-keep && mount --bind {keep} /run/wharfie-keep\n"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.isolation import (
+from builder.execution.isolation import (
     HostFacts,
     IdMapping,
     Isolation,
@@ -16,7 +16,7 @@ from builder.isolation import (
     id_mapping,
     subid_range,
 )
-from builder.rootless import chown_hint, unshare_command
+from builder.execution.rootless import chown_hint, unshare_command
 
 ROOT_NS = HostFacts(root=True, mapping=None, namespaces=True, user_namespaces=True, container=None)
 LOCKED_CONTAINER = HostFacts(root=True, mapping=None, namespaces=False, user_namespaces=False, container="/.dockerenv")

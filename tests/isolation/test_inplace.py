@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from throwaway_root import run_in_throwaway_root
 
-from builder.inplace import InPlaceRunner, clear_root, extract_filtered, in_place_ignore, is_ignored
-from builder.sandbox import Bind, RunSpec
+from builder.execution.inplace import InPlaceRunner, clear_root, extract_filtered, in_place_ignore, is_ignored
+from builder.execution.sandbox import Bind, RunSpec
 from fixtures.readback import read_back, tree_of
 from fixtures.registry import Registry
 

@@ -19,10 +19,11 @@ import pytest
 from rootless_user import throwaway_user, userns_forbidden_reason
 from throwaway_root import run_in_throwaway_root
 
-from builder.build import build_image
-from builder.isolation import Isolation
-from builder.options import BuildOptions, OutputOptions, SecretSource
-from builder.registry_setup import registry_client
+from builder.engine.build import build_image
+from builder.engine.options import BuildOptions, OutputOptions
+from builder.engine.registry_setup import registry_client
+from builder.execution.isolation import Isolation
+from builder.execution.run_mounts import SecretSource
 from fixtures.readback import read_back, run_wharfie, tree_of
 from fixtures.registry import Registry
 

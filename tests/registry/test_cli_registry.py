@@ -12,7 +12,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from registry_helpers import build_image, options_for, skopeo_inspect
 
-from builder.cli import cli
+from builder.cli.app import cli
 from oci.models import host_platform
 from registry.client import RegistryClient
 from registry.reference import parse_reference

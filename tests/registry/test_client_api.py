@@ -68,9 +68,9 @@ def test_cleanup_deletes_what_the_policy_names(registry_open, client, store):
         push(client, repo.with_tag(tag), image)
     policy = CleanupPolicy(".*", older_than=dt.timedelta(days=30))
     now = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-    assert [t.name for t in client.cleanup(repo, policy, dry_run=True, now=now)] == ["old-1"]
+    assert [t.name for t in client.cleanup(repo, policy, dry_run=True, now=now).delete] == ["old-1"]
     assert sorted(client.list_tags(repo)) == ["latest", "new-1", "old-1"]
-    assert [t.name for t in client.cleanup(repo, policy, now=now)] == ["old-1"]
+    assert [t.name for t in client.cleanup(repo, policy, now=now).delete] == ["old-1"]
     assert sorted(client.list_tags(repo)) == ["latest", "new-1"]  # latest is never deleted
 
 

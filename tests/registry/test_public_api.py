@@ -5,7 +5,7 @@ import registry
 
 def test_exported_names():
     assert sorted(registry.__all__) == sorted([
-        "AuthError", "CleanupPolicy", "Credentials", "InvalidReferenceError", "InvalidResponseError",
+        "AuthError", "CleanupPlan", "CleanupPolicy", "Credentials", "InvalidReferenceError", "InvalidResponseError",
         "LimitExceededError", "NotFoundError", "Reference", "RegistryClient", "RegistryError", "RegistryOptions",
         "RegistryUnreachableError", "RemoteLayer", "ResolvedImage", "TagInfo", "parse_reference",
         "resolve_credentials",

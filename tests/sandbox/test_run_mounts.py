@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from builder import instructions as ins
-from builder.options import SecretSource
-from builder.run_mounts import MountError, RunMounts, cache_dir_for, parse_secret_flag
+from builder.execution.run_mounts import MountError, RunMounts, SecretSource, cache_dir_for, parse_secret_flag
+from builder.frontend import instructions as ins
 
 
 def _mounts(tmp_path: Path, *mounts: ins.Mount, secrets: dict[str, SecretSource] | None = None,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.isolation import Isolation
-from builder.run_step import run_step
-from builder.sandbox import SANDBOX_IGNORED, RunSpec
+from builder.execution.isolation import Isolation
+from builder.execution.run_step import run_step
+from builder.execution.sandbox import SANDBOX_IGNORED, RunSpec
 from fixtures.readback import tree_of
 from layers.extract import extract_layer
 from layers.overlay import overlay_supported

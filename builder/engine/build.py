@@ -1,0 +1,108 @@
+"""A whole build: parse the Dockerfile, build the stages the target needs, deliver the image."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.cache.layer_cache import CACHE_STEPS_ANNOTATION, LayerCache, encode_steps
+from builder.context.dockerignore import load_ignore
+from builder.engine.inplace_stage import stage_builder_class
+from builder.engine.options import BuildOptions
+from builder.engine.output import BuiltImage, deliver
+from builder.engine.session import BuildSession
+from builder.frontend.plan import parse_dockerfile
+from builder.image.state import render_manifest, timestamp
+from oci.blobstore import BlobStore
+from oci.digest import Digest
+from oci.errors import DockerfileError
+from registry.client import RegistryClient
+from registry.reference import Reference, parse_reference
+
+__all__ = ["BuildResult", "build_image"]
+
+log = logging.getLogger("wharfie")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    image: BuiltImage
+    pushed: list[str]
+
+    @property
+    def digest(self) -> Digest:
+        return self.image.digest
+
+    def summary(self) -> str:
+        if self.pushed:
+            return "\n".join(f"pushed {ref}" for ref in self.pushed)
+        return f"built {self.digest}"
+
+
+def _read_dockerfile(path: Path) -> str:
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise DockerfileError("not a text file", file=path.name) from None
+
+
+def _cache_repo(options: BuildOptions) -> Reference | None:
+    """--cache-repo, else $CI_REGISTRY_IMAGE/cache in a GitLab job, else <first destination>/cache."""
+    if not options.cache.enabled:
+        return None
+    if options.cache.repo:
+        return parse_reference(options.cache.repo).repo_ref
+    gitlab_image = os.environ.get("CI_REGISTRY_IMAGE")
+    if gitlab_image:
+        return parse_reference(f"{gitlab_image}/cache").repo_ref
+    if options.output.destinations:
+        first = parse_reference(options.output.destinations[0])
+        return parse_reference(f"{first.name}/cache").repo_ref
+    log.warning("warning: --cache without --cache-repo or a --destination: no layer cache")
+    return None
+
+
+def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult:
+    text = _read_dockerfile(options.dockerfile)
+    plan = parse_dockerfile(text, filename=options.dockerfile.name, build_args=options.build_args,
+                            target=options.target, target_platform=str(options.platform))
+    store = BlobStore(options.cache_dir)
+    work_root = options.work_dir or Path(tempfile.gettempdir())
+    work_root.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix="wharfie-build-", dir=work_root))
+    cache: LayerCache | None = None
+    try:
+        cache = LayerCache(options.cache, _cache_repo(options), client=client, store=store,
+                           platform=options.platform, epoch=options.source_date_epoch)
+        for source in options.cache.cache_from:
+            cache.add_source(parse_reference(source))
+        session = BuildSession(options=options, client=client, store=store, work_dir=work_dir,
+                               ignore=load_ignore(options.context, options.dockerfile), cache=cache)
+        result = None
+        for warning in plan.warnings:
+            log.warning("warning: %s", warning)
+        for stage in plan.needed:
+            log.info("stage %d%s", stage.index, f" ({stage.name})" if stage.name else "")
+            result = stage_builder_class(options.isolation.mode)(session, plan, stage).run()
+            session.results[stage.index] = result
+        assert result is not None
+        state = result.state
+        if options.labels:
+            labels = {**(state.config.config.labels or {}), **options.labels}
+            state = state.with_config(state.config.with_container(labels=labels))
+        created = timestamp(options.source_date_epoch)
+        annotations = {CACHE_STEPS_ANNOTATION: encode_steps(result.step_keys)} if options.cache.enabled else None
+        manifest_raw, config_raw, media_type = render_manifest(
+            state, oci=options.output.manifest_format == "oci", created=created, annotations=annotations)
+        image = BuiltImage(state, manifest_raw, media_type, config_raw)
+        cache.wait()  # cached layers are then in the cache repo, and the push mounts them from there
+        pushed = deliver(image, options.output, client, mount_sources=(cache.repo,) if cache.repo else ())
+        return BuildResult(image, pushed)
+    finally:
+        if cache is not None:
+            cache.wait()  # a failed build still stores its finished steps, and the store's threads end
+        shutil.rmtree(work_dir, ignore_errors=True)

@@ -1,0 +1,60 @@
+"""The build's settings, made once by the CLI and read everywhere else.
+
+Small frozen dataclasses rather than one options bag passed around (kaniko's
+41-field struct): each part of the build takes the group it needs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder.cache.layer_cache import CacheOptions
+from builder.execution.isolation import Isolation
+from builder.execution.run_mounts import SecretSource
+from oci.models import Platform, host_platform
+
+__all__ = ["BuildOptions", "OutputOptions", "default_cache_dir"]
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "wharfie"
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Where the image goes."""
+
+    destinations: tuple[str, ...] = ()
+    no_push: bool = False
+    digest_file: Path | None = None
+    image_name_with_digest_file: Path | None = None
+    oci_layout_path: Path | None = None
+    manifest_format: str = "oci"  # or "docker" (schema 2)
+    compression: str = "gzip"
+    compression_level: int | None = None
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    context: Path
+    dockerfile: Path
+    output: OutputOptions = field(default_factory=OutputOptions)
+    build_args: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    platform: Platform = field(default_factory=host_platform)
+    source_date_epoch: int | None = None
+    network: str = "default"  # the RUN steps' network (builder/network.py): default | host | none
+    allow_host_network: bool = False  # --allow network.host: a Dockerfile's RUN --network=host is honoured
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    cache: CacheOptions = field(default_factory=CacheOptions)
+    work_dir: Path | None = None
+    quiet: bool = False
+    # How RUN steps are isolated (builder/execution/isolation.py), resolved by the CLI from --isolation.
+    isolation: Isolation = field(default_factory=lambda: Isolation("sandbox"))
+    secrets: tuple[SecretSource, ...] = ()
+    ignore_paths: tuple[str, ...] = ()  # --ignore-path: never captured in a layer
+    snapshot_mode: str = "redo"  # kaniko's full | redo | time, for the walk snapshotter

@@ -1,0 +1,8 @@
+"""The image under construction: the immutable image value and its changes (`state`), and the base
+image it starts from, pulled from a registry or scratch (`base`).
+
+Below both the cache and the engine, which share these values (the cache stores
+and reads layers of the same image, as lazy remote layers).
+
+May import: `layers/`, `registry/` and `oci/`; nothing else of `builder/`.
+"""
