@@ -131,6 +131,8 @@ class VerifyingReader:
         actual = self._hasher.digest()
         if actual != self._expected:
             raise DigestMismatchError(self._what, str(self._expected), str(actual))
+        if self._size is not None and self._hasher.size != self._size:  # right bytes, wrong descriptor
+            raise DigestMismatchError(self._what, f"{self._size} bytes", f"{self._hasher.size} bytes")
 
 
 def sha256_stream(reader: BinaryIO, *, chunk: int = CHUNK) -> tuple[Digest, int]:

@@ -36,6 +36,49 @@ def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+_MAX_SIZE = (1 << 63) - 1  # Go's int64: what every registry and runtime can represent
+
+
+def _field(data: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str, default: Any = None) -> Any:
+    """`data[key]` if it has the JSON type `kind` (absent or null: `default`); a `WharfieError` naming it if not.
+
+    Documents come from registries and layouts we do not trust: a wrong type is
+    refused here, once, rather than failing somewhere later as a TypeError.
+    """
+    value = data.get(key)
+    if value is None:
+        return default
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):  # JSON true is no integer
+        names = {str: "a string", int: "an integer", bool: "a boolean", list: "an array", dict: "an object"}
+        raise WharfieError(f"invalid {what}: {key!r} is not {' or '.join(names.get(k, k.__name__) for k in kinds)}")
+    return value
+
+
+def _strings(data: dict[str, Any], key: str, what: str) -> tuple[str, ...] | None:
+    """An array of strings, or None when absent."""
+    value = _field(data, key, list, what)
+    if value is not None and not all(isinstance(item, str) for item in value):
+        raise WharfieError(f"invalid {what}: {key!r} must be an array of strings")
+    return tuple(value) if value is not None else None
+
+
+def _string_map(data: dict[str, Any], key: str, what: str) -> dict[str, str] | None:
+    """An object of string values (annotations, labels), or None when absent."""
+    value: dict[str, str] | None = _field(data, key, dict, what)
+    if value is not None and not all(isinstance(item, str) for item in value.values()):
+        raise WharfieError(f"invalid {what}: {key!r} must map strings to strings")
+    return value
+
+
+def _objects(data: dict[str, Any], key: str, what: str) -> list[dict[str, Any]]:
+    """An array of objects (descriptors, history entries); empty when absent."""
+    value: list[dict[str, Any]] = _field(data, key, list, what, [])
+    if not all(isinstance(item, dict) for item in value):
+        raise WharfieError(f"invalid {what}: {key!r} must be an array of objects")
+    return value
+
+
 @dataclass(frozen=True)
 class Platform:
     os: str = "linux"
@@ -51,7 +94,10 @@ class Platform:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Platform:
-        return cls(data.get("os", ""), data.get("architecture", ""), data.get("variant") or None)
+        if not isinstance(data, dict):
+            raise WharfieError("invalid platform: not a JSON object")
+        return cls(_field(data, "os", str, "platform", ""), _field(data, "architecture", str, "platform", ""),
+                   _field(data, "variant", str, "platform") or None)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"architecture": self.architecture, "os": self.os}
@@ -96,18 +142,23 @@ class Descriptor:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Descriptor:
-        try:
-            return cls(
-                media_type=data.get("mediaType", ""),
-                digest=Digest.parse(data["digest"]),
-                size=int(data["size"]),
-                annotations=data.get("annotations"),
-                platform=Platform.from_json(data["platform"]) if "platform" in data else None,
-                urls=tuple(data["urls"]) if data.get("urls") else None,
-                artifact_type=data.get("artifactType") or None,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise WharfieError(f"invalid descriptor {data!r}: {exc}") from None
+        if not isinstance(data, dict):
+            raise WharfieError("invalid descriptor: not a JSON object")
+        digest, size = _field(data, "digest", str, "descriptor"), _field(data, "size", int, "descriptor")
+        if digest is None or size is None:
+            raise WharfieError(f"invalid descriptor: no {'digest' if digest is None else 'size'}")
+        if not 0 <= size <= _MAX_SIZE:
+            raise WharfieError(f"invalid descriptor of {digest[:80]}: size {size} out of range")
+        platform = _field(data, "platform", dict, "descriptor")
+        return cls(
+            media_type=_field(data, "mediaType", str, "descriptor", ""),
+            digest=Digest.parse(digest),
+            size=size,
+            annotations=_string_map(data, "annotations", "descriptor"),
+            platform=Platform.from_json(platform) if platform is not None else None,
+            urls=_strings(data, "urls", "descriptor") or None,
+            artifact_type=_field(data, "artifactType", str, "descriptor") or None,
+        )
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mediaType": self.media_type, "digest": str(self.digest), "size": self.size}
@@ -146,17 +197,18 @@ class Manifest:
     @classmethod
     def from_bytes(cls, raw: bytes, media_type: str | None = None) -> Manifest:
         data = _load(raw, "manifest")
-        if data.get("schemaVersion") != 2:
-            raise WharfieError(f"unsupported manifest schemaVersion {data.get('schemaVersion')!r}")
-        if "config" not in data:
+        if data.get("schemaVersion") != 2 or isinstance(data.get("schemaVersion"), bool):
+            raise WharfieError(f"unsupported manifest schemaVersion {data.get('schemaVersion')!r:.20}")
+        config = _field(data, "config", dict, "manifest")
+        if config is None:
             raise WharfieError("invalid manifest: no config descriptor")
         return cls(
-            media_type=data.get("mediaType") or media_type or mt.OCI_MANIFEST,
-            config=Descriptor.from_json(data["config"]),
-            layers=tuple(Descriptor.from_json(d) for d in data.get("layers") or []),
-            annotations=data.get("annotations"),
-            artifact_type=data.get("artifactType") or None,
-            subject=Descriptor.from_json(data["subject"]) if isinstance(data.get("subject"), dict) else None,
+            media_type=_field(data, "mediaType", str, "manifest") or media_type or mt.OCI_MANIFEST,
+            config=Descriptor.from_json(config),
+            layers=tuple(Descriptor.from_json(d) for d in _objects(data, "layers", "manifest")),
+            annotations=_string_map(data, "annotations", "manifest"),
+            artifact_type=_field(data, "artifactType", str, "manifest") or None,
+            subject=Descriptor.from_json(subject) if (subject := _field(data, "subject", dict, "manifest")) else None,
         )
 
     def to_bytes(self) -> bytes:
@@ -183,12 +235,12 @@ class Index:
     @classmethod
     def from_bytes(cls, raw: bytes, media_type: str | None = None) -> Index:
         data = _load(raw, "index")
-        if data.get("schemaVersion") != 2:
-            raise WharfieError(f"unsupported index schemaVersion {data.get('schemaVersion')!r}")
+        if data.get("schemaVersion") != 2 or isinstance(data.get("schemaVersion"), bool):
+            raise WharfieError(f"unsupported index schemaVersion {data.get('schemaVersion')!r:.20}")
         return cls(
-            media_type=data.get("mediaType") or media_type or mt.OCI_INDEX,
-            manifests=tuple(Descriptor.from_json(d) for d in data.get("manifests") or []),
-            annotations=data.get("annotations"),
+            media_type=_field(data, "mediaType", str, "index") or media_type or mt.OCI_INDEX,
+            manifests=tuple(Descriptor.from_json(d) for d in _objects(data, "manifests", "index")),
+            annotations=_string_map(data, "annotations", "index"),
         )
 
     def to_bytes(self) -> bytes:
@@ -215,6 +267,13 @@ _CONTAINER_FIELDS = (
 )
 
 
+# The JSON type of each field (str unless listed): lists are of strings.
+_CONTAINER_TYPES: dict[str, type] = {
+    "ExposedPorts": dict, "Env": list, "Entrypoint": list, "Cmd": list, "Volumes": dict, "Labels": dict,
+    "Healthcheck": dict, "OnBuild": list, "Shell": list, "ArgsEscaped": bool,
+}
+
+
 @dataclass(frozen=True)
 class ContainerConfig:
     """The `config` object of an image config: what a container runs with."""
@@ -236,12 +295,17 @@ class ContainerConfig:
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> ContainerConfig:
         data = data or {}
+        if not isinstance(data, dict):
+            raise WharfieError("invalid image config: 'config' is not an object")
         kwargs: dict[str, Any] = {}
         for go, py in _CONTAINER_FIELDS:
-            value = data.get(go)
-            if isinstance(value, list):
-                value = tuple(value)
-            kwargs[py] = value
+            kind = _CONTAINER_TYPES.get(go, str)
+            if kind is list:
+                kwargs[py] = _strings(data, go, "image config")
+            elif go == "Labels":
+                kwargs[py] = _string_map(data, go, "image config")
+            else:
+                kwargs[py] = _field(data, go, kind, "image config")
         return cls(**kwargs)
 
     def to_json(self) -> dict[str, Any]:
@@ -271,8 +335,10 @@ class History:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> History:
-        return cls(data.get("created"), data.get("created_by"), data.get("author"), data.get("comment"),
-                   bool(data.get("empty_layer", False)))
+        what = "image config history"
+        return cls(_field(data, "created", str, what), _field(data, "created_by", str, what),
+                   _field(data, "author", str, what), _field(data, "comment", str, what),
+                   bool(_field(data, "empty_layer", bool, what, False)))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -304,17 +370,18 @@ class ImageConfig:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> ImageConfig:
-        data = _load(raw, "image config")
-        rootfs = data.get("rootfs") or {}
+        what = "image config"
+        data = _load(raw, what)
+        rootfs = _field(data, "rootfs", dict, what, {})
         return cls(
-            architecture=data.get("architecture", ""),
-            os=data.get("os", ""),
-            variant=data.get("variant") or None,
-            created=data.get("created"),
-            author=data.get("author"),
-            config=ContainerConfig.from_json(data.get("config")),
-            diff_ids=tuple(Digest.parse(d) for d in rootfs.get("diff_ids") or []),
-            history=tuple(History.from_json(h) for h in data.get("history") or []),
+            architecture=_field(data, "architecture", str, what, ""),
+            os=_field(data, "os", str, what, ""),
+            variant=_field(data, "variant", str, what) or None,
+            created=_field(data, "created", str, what),
+            author=_field(data, "author", str, what),
+            config=ContainerConfig.from_json(_field(data, "config", dict, what)),
+            diff_ids=tuple(Digest.parse(d) for d in _strings(rootfs, "diff_ids", "image config rootfs") or ()),
+            history=tuple(History.from_json(h) for h in _objects(data, "history", what)),
             extra={k: v for k, v in data.items() if k not in _CONFIG_KNOWN},
         )
 

@@ -30,8 +30,10 @@ from dataclasses import dataclass
 
 import httpx
 
+from registry.decode import load_json, read_limited
 from registry.dockerconfig import Credentials
-from registry.errors import AuthError, RegistryError
+from registry.errors import AuthError, InvalidResponseError, RegistryError
+from registry.limits import MAX_SMALL_RESPONSE, MAX_TOKEN_RESPONSE
 from registry.reference import api_host
 
 __all__ = [
@@ -52,6 +54,9 @@ CONTEXT = "wharfie.context"
 PING = "wharfie.ping"
 
 _DEFAULT_EXPIRES = 60  # the token spec's default when a token response names no lifetime
+_MAX_EXPIRES = 366 * 86400
+# A token goes into an Authorization header: visible ASCII, no spaces (RFC 6750's b64token, loosened).
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+")
 _MAX_MARGIN = 30.0
 _SCHEME_RE = re.compile(r"\s*,?\s*([A-Za-z][A-Za-z0-9_-]*)(?:\s+|$)")
 _CHALLENGE_RE = re.compile(r'\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?')
@@ -115,6 +120,13 @@ def _covers(have: frozenset[str], wanted: Iterable[str]) -> bool:
         if got is None or not ("*" in got or actions <= got):
             return False
     return True
+
+
+def _lifetime(value: object) -> float:
+    """``expires_in``: seconds, as the token spec says; anything else (absent, not a number, out of range) is its default."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= _MAX_EXPIRES:
+        return float(_DEFAULT_EXPIRES)
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -186,6 +198,9 @@ class RegistryAuth(httpx.Auth):
             if token is not None:
                 self._forget(token)  # the caller restarts the upload; it must not reuse this token
             return
+        # httpx reads this 401's body whole before sending our next request: bound it first.
+        read_limited(response, MAX_SMALL_RESPONSE, limit_name="small response size",
+                     what=f"the 401 answer of {self.registry}")
         if challenge.scheme == "basic":
             header = self._basic_header()
             if header is None or request.headers.get("Authorization") == header:
@@ -222,8 +237,19 @@ class RegistryAuth(httpx.Auth):
         return None
 
     # -- the token request -------------------------------------------------------------------
-    def _token_request(self, challenge: Challenge, scopes: tuple[str, ...]) -> httpx.Request:
+    def _realm(self, challenge: Challenge) -> httpx.URL:
+        """The challenge's token realm, if it is an absolute http(s) URL."""
         realm = challenge.params["realm"]
+        try:
+            url = httpx.URL(realm)
+        except httpx.InvalidURL:
+            url = None
+        if url is None or url.scheme not in ("http", "https") or not url.host:
+            raise InvalidResponseError(f"{self.registry} names an unusable token realm {realm[:100]!r}")
+        return url
+
+    def _token_request(self, challenge: Challenge, scopes: tuple[str, ...]) -> httpx.Request:
+        realm = self._realm(challenge)
         service = challenge.params.get("service")
         creds = self._credentials
         if creds is not None and creds.identity_token:
@@ -250,7 +276,7 @@ class RegistryAuth(httpx.Auth):
         The realm comes from the registry's challenge: an HTTPS registry naming an
         http:// realm would otherwise have us send the password in clear text.
         """
-        url = httpx.URL(realm)
+        url = self._realm(Challenge("bearer", {"realm": realm}))
         if self._credentials is None or url.scheme != "http" or request.url.scheme == "http":
             return
         if url.host in ("localhost", "::1") or url.host.startswith("127."):
@@ -263,23 +289,24 @@ class RegistryAuth(httpx.Auth):
         started = self._clock()
         self._check_realm(challenge.params["realm"], request)
         response = yield self._token_request(challenge, scopes)
-        response.read()
+        realm = str(self._realm(challenge))[:200]
         context = str(request.extensions.get(CONTEXT) or self.registry)
         if response.status_code in (401, 403):
             raise AuthError(self._refused_message(response, context), status=response.status_code)
         if response.status_code != 200:
-            raise RegistryError.from_response(response, f"{context} (token request to {challenge.params['realm']})")
+            raise RegistryError.from_response(response, f"{context} (token request to {realm})")
+        what = f"the token answer of {realm} for {context}"
+        raw = read_limited(response, MAX_TOKEN_RESPONSE, limit_name="token response size", what=what)
         try:
-            body = response.json()
-            value = body.get("token") or body.get("access_token")
-            expires = int(body.get("expires_in") or _DEFAULT_EXPIRES)
-        except (ValueError, AttributeError, TypeError):
-            value, expires = None, 0
-        if not value:
-            raise AuthError(f"unauthorized: the token service {challenge.params['realm']} returned no token "
-                            f"for {context}")
+            body = load_json(raw, what=what)
+        except InvalidResponseError:
+            body = None  # not JSON: no token in it
+        value = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
+        if not isinstance(value, str) or not _TOKEN_RE.fullmatch(value):
+            raise AuthError(f"unauthorized: the token service {realm} returned no token for {context}")
+        expires = _lifetime(body.get("expires_in"))
         margin = min(_MAX_MARGIN, expires / 5)
-        token = _Token(str(value), frozenset(scopes), started + expires - margin)
+        token = _Token(value, frozenset(scopes), started + expires - margin)
         with self._lock:
             self._tokens.append(token)
         log.debug("token for %s: scopes %s, %ds", self.registry, " ".join(scopes) or "(none)", expires)

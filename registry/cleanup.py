@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from oci import mediatypes as mt
 from oci.digest import Digest
 from oci.errors import WharfieError
-from oci.models import ImageConfig, Index, Manifest
 from registry.blobs import fetch_small_blob
-from registry.errors import MANIFEST_UNKNOWN, RegistryError
+from registry.decode import decode_config, decode_index, decode_manifest
+from registry.errors import NotFoundError
 from registry.manifests import get_manifest
 from registry.reference import Reference
 from registry.session import Session
@@ -185,20 +185,18 @@ def _tag_info(session: Session, repo: Reference, tag: str, source_date_epoch: in
     ref = repo.with_tag(tag)
     try:
         raw, media_type, digest = get_manifest(session, ref)
-    except RegistryError as exc:
-        if exc.has_code(MANIFEST_UNKNOWN) or exc.status == 404:
-            return TagInfo(tag, None, None)
-        raise
+    except NotFoundError:
+        return TagInfo(tag, None, None)
     manifest_raw, manifest_type, pinned = raw, media_type, ref.with_digest(digest)
     if mt.is_index(media_type):
-        entries = Index.from_bytes(raw, media_type).manifests
+        entries = decode_index(raw, media_type, what=f"index of {ref}").manifests
         if not entries:
             return TagInfo(tag, digest, None, doubt="an empty index has no image config")
         pinned = ref.with_digest(entries[0].digest)
         manifest_raw, manifest_type, _ = get_manifest(session, pinned)
-    manifest = Manifest.from_bytes(manifest_raw, manifest_type)
-    config = ImageConfig.from_bytes(fetch_small_blob(session, pinned, manifest.config, what=f"config of {ref}"))
-    created = _parse_created(config.created)
+    manifest = decode_manifest(manifest_raw, manifest_type, what=f"manifest of {pinned}")
+    config_raw = fetch_small_blob(session, pinned, manifest.config, what=f"config of {ref}")
+    created = _parse_created(decode_config(config_raw, what=f"config of {ref}").created)
     return TagInfo(tag, digest, created, "image config",
                    date_doubt(created, "image config", source_date_epoch=source_date_epoch))
 
@@ -214,13 +212,13 @@ def collect_tags(session: Session, repo: Reference, *, source_date_epoch: int | 
 
 
 def _cache_entry(session: Session, repo: Reference, tag: str) -> TagInfo:
+    ref = repo.with_tag(tag)
     try:
-        raw, media_type, digest = get_manifest(session, repo.with_tag(tag))
-    except RegistryError as exc:
-        if exc.has_code(MANIFEST_UNKNOWN) or exc.status == 404:
-            return TagInfo(tag, None, None)
-        raise
-    annotations = {} if mt.is_index(media_type) else (Manifest.from_bytes(raw, media_type).annotations or {})
+        raw, media_type, digest = get_manifest(session, ref)
+    except NotFoundError:
+        return TagInfo(tag, None, None)
+    annotations = {} if mt.is_index(media_type) else (
+        decode_manifest(raw, media_type, what=f"manifest of {ref}").annotations or {})
     for key in (CACHE_STORED_ANNOTATION, _OCI_CREATED):
         created = _parse_created(annotations.get(key))
         if created is not None:

@@ -1,18 +1,19 @@
-"""Registry errors: the distribution spec's error codes, typed, with one `temporary` verdict.
+"""Registry errors: the distribution spec's error codes, typed, with one `is_temporary` verdict.
 
 A registry answers a failure with ``{"errors": [{"code", "message", "detail"}]}``;
 `RegistryError.from_response` keeps those codes so callers branch on
-``NAME_UNKNOWN`` or ``DENIED`` rather than on text, and its `temporary` property
-is the only thing the retry policy asks. Messages name the repository and the
-action (``... for HOST/REPO (push)``) and are built only from the status, the
-spec's code and message fields and our own words: never from request headers,
-credentials or tokens.
+``NAME_UNKNOWN`` or ``DENIED`` rather than on text (a 404 is a `NotFoundError`),
+and `is_temporary` is the only thing the retry loop (registry/retry.py) asks.
+Messages name the repository and the action (``... for HOST/REPO (push)``) and
+are built only from the status, the spec's code and message fields and our own
+words: never from request headers, credentials or tokens.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import ssl
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 
 from oci.errors import WharfieError
+from registry.limits import MAX_SMALL_RESPONSE, json_too_deep, read_capped
 
 __all__ = [
     "BLOB_UNKNOWN",
@@ -43,8 +45,13 @@ __all__ = [
     "AuthError",
     "ErrorDetail",
     "InvalidReferenceError",
+    "InvalidResponseError",
+    "LimitExceededError",
+    "NotFoundError",
     "RegistryError",
     "RegistryUnreachableError",
+    "caused_by",
+    "is_temporary",
     "parse_retry_after",
 ]
 
@@ -70,6 +77,7 @@ UNKNOWN = "UNKNOWN"
 TEMPORARY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _TEMPORARY_CODES = frozenset({TOO_MANY_REQUESTS, UNAVAILABLE})
 _MAX_MESSAGE = 200
+_MAX_ENTRIES = 20
 
 _STATUS_WORDS = {
     400: "bad request", 401: "unauthorized: authentication required", 403: "denied: access forbidden",
@@ -111,19 +119,25 @@ class RegistryError(WharfieError):
     def codes(self) -> frozenset[str]:
         return frozenset(e.code for e in self.errors)
 
+    @property
+    def code(self) -> str | None:
+        """The first of the spec's error codes the registry sent (``MANIFEST_UNKNOWN``...), if any."""
+        return self.errors[0].code if self.errors else None
+
     def has_code(self, *codes: str) -> bool:
         return bool(self.codes.intersection(codes))
 
     @property
     def temporary(self) -> bool:
-        """Whether the same request may succeed if sent again later: the retry policy asks only this."""
-        return (self.status in TEMPORARY_STATUSES) or bool(self.codes & _TEMPORARY_CODES)
+        """Whether the same operation may succeed if tried again later (`is_temporary` decides)."""
+        return is_temporary(self)
 
     @classmethod
     def from_response(cls, response: httpx.Response, context: str) -> RegistryError:
         """Build the error for a failed `response`; `context` is ``HOST/REPO (ACTION)``.
 
-        The body is read here (error bodies are small); a 401 or 403 gives an `AuthError`.
+        The body is read here (error bodies are small); a 401 or 403 gives an
+        `AuthError`, a 404 a `NotFoundError`.
         """
         errors = _parse_errors(response)
         if errors:
@@ -133,21 +147,90 @@ class RegistryError(WharfieError):
             text = _STATUS_WORDS.get(response.status_code, f"unexpected status {response.status_code}"
                                      f" {response.reason_phrase}".rstrip())
         message = f"{_clip(text)} for {context}"
-        kind = AuthError if response.status_code in (401, 403) else cls
+        kind: type[RegistryError] = cls
+        if response.status_code in (401, 403):
+            kind = AuthError
+        elif response.status_code == 404:
+            kind = NotFoundError
         return kind(message, status=response.status_code, errors=errors,
                     retry_after=parse_retry_after(response.headers.get("retry-after")))
 
 
 class AuthError(RegistryError):
-    """Authentication or authorisation failed (401, 403, or a token request refused)."""
+    """Authentication or authorisation failed (401, 403, or a token request refused).
+
+    `stale_token` marks a 401 to a streamed upload sent with a cached token:
+    the token expired under the body, which the auth flow cannot replay; the
+    operation, tried again, fetches a fresh one.
+    """
+
+    stale_token: bool = False
+
+
+class InvalidResponseError(RegistryError):
+    """A registry's answer (manifest, index, config, token, header) is malformed; the message names the reference."""
+
+
+class NotFoundError(RegistryError):
+    """404: the manifest, blob, tag or repository is not there (`code` says which, when the registry says)."""
+
+
+class LimitExceededError(RegistryError):
+    """A registry's answer is larger or deeper than wharfie accepts; `limit` names the limit.
+
+    The limits (registry/limits.py) stop a hostile or broken registry from
+    filling memory or the stack; real images stay far below them.
+    """
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class RegistryUnreachableError(RegistryError):
-    """No usable response: connection refused or reset, TLS failure, timeout."""
+    """No usable response: connection refused or reset, TLS failure, timeout, a body cut short.
 
-    @property
-    def temporary(self) -> bool:
-        return True
+    `tls` marks a failed TLS handshake (untrusted certificate, not TLS at all):
+    it would fail the same way again.
+    """
+
+    def __init__(self, message: str, *, tls: bool = False) -> None:
+        super().__init__(message)
+        self.tls = tls
+
+
+def caused_by(exc: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]) -> bool:
+    """Whether `exc` or anything in its cause/context chain is a `kind` (httpx wraps the OS's errors)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def is_temporary(exc: BaseException) -> bool:
+    """The one verdict on whether an operation that failed with `exc` may succeed if tried again.
+
+    Temporary: no usable answer (connection refused, reset or cut, a timeout),
+    except a TLS handshake that failed; the statuses 408, 429, 500, 502, 503,
+    504 and the spec's ``TOOMANYREQUESTS``/``UNAVAILABLE`` codes; a token that
+    expired under a streamed upload. Everything else (404, 401, 403, 400,
+    digest mismatches, malformed answers) fails the same way again.
+    """
+    if isinstance(exc, RegistryUnreachableError):
+        return not exc.tls
+    if isinstance(exc, AuthError):
+        return exc.stale_token
+    if isinstance(exc, RegistryError):
+        return exc.status in TEMPORARY_STATUSES or bool(exc.codes & _TEMPORARY_CODES)
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.ProxyError)):
+        return False
+    if isinstance(exc, httpx.TransportError):
+        return not caused_by(exc, ssl.SSLError)
+    return False
 
 
 def _clip(text: str) -> str:
@@ -155,42 +238,32 @@ def _clip(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
-_MAX_ERROR_BODY = 1 << 20  # no registry's error JSON comes near it; a hostile one must not fill memory
+class _Unusable(Exception):
+    """An error body too large or compressed: the error is reported without its codes."""
 
 
 def _error_body(response: httpx.Response) -> bytes | None:
     try:
-        return response.content  # already read (a non-streamed response)
-    except httpx.ResponseNotRead:
-        pass
-    chunks: list[bytes] = []
-    total = 0
-    try:
-        for chunk in response.iter_bytes():
-            total += len(chunk)
-            if total > _MAX_ERROR_BODY:
-                return None
-            chunks.append(chunk)
-    except (httpx.HTTPError, httpx.StreamError):
+        return read_capped(response, MAX_SMALL_RESPONSE, _Unusable, lambda _encoding: _Unusable())
+    except (_Unusable, httpx.HTTPError, httpx.StreamError):
         return None
-    return b"".join(chunks)
 
 
 def _parse_errors(response: httpx.Response) -> tuple[ErrorDetail, ...]:
     body = _error_body(response)
-    if not body or len(body) > _MAX_ERROR_BODY:
+    if not body or json_too_deep(body):
         return ()
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = json.loads(body.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
         return ()
     entries = data.get("errors") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         return ()
     out = []
-    for entry in entries:
+    for entry in entries[:_MAX_ENTRIES]:
         if isinstance(entry, dict) and isinstance(entry.get("code"), str):
-            out.append(ErrorDetail(entry["code"].upper(), str(entry.get("message") or ""), entry.get("detail")))
+            out.append(ErrorDetail(_clip(entry["code"]).upper(), str(entry.get("message") or ""), entry.get("detail")))
     return tuple(out)
 
 

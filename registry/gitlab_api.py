@@ -17,7 +17,10 @@ the token. A token is a personal, project or group access token (sent as
 ``PRIVATE-TOKEN``) or a CI job's ``$CI_JOB_TOKEN`` (sent as ``JOB-TOKEN``);
 no message, log or repr ever holds its value.
 
-httpx, as everywhere in registry/, with the one retry policy of registry/transport.py.
+httpx, as everywhere in registry/; each request is one operation of the one
+retry loop (registry/retry.py), which `is_temporary` decides for: a
+`GitLabAPIError` is a `RegistryError`, so 429 and 5xx answers (with their
+``Retry-After``) and unreachable hosts are tried again, nothing else.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import Mapping
+import ssl
+import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -36,7 +41,8 @@ import httpx
 
 from oci.digest import Digest
 from oci.errors import WharfieError
-from registry.transport import RetryPolicy, RetryTransport
+from registry.errors import RegistryError, RegistryUnreachableError, caused_by, parse_retry_after
+from registry.retry import RetryPolicy
 
 __all__ = [
     "GitLabAPI",
@@ -57,12 +63,11 @@ _LINK_NEXT_RE = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _MAX_MESSAGE = 300
 
 
-class GitLabAPIError(WharfieError):
+class GitLabAPIError(RegistryError):
     """GitLab's API refused or failed a request; the message quotes GitLab's own words, never the token."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, status=status, retry_after=retry_after)
 
 
 @dataclass(frozen=True)
@@ -170,7 +175,7 @@ class GitLabAPI:
 
     def __init__(self, base_url: str, token: GitLabToken | None, *, verify: bool | str = True,
                  retries: int = 3, timeout: float = 30.0, concurrency: int = 4,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.concurrency = max(1, concurrency)
@@ -178,8 +183,8 @@ class GitLabAPI:
         headers = {"User-Agent": "wharfie/0.1", "Accept": "application/json"}
         if token is not None:
             headers[token.header] = token.value
-        inner = transport or httpx.HTTPTransport(verify=verify)
-        self._client = httpx.Client(transport=RetryTransport(inner, RetryPolicy(retries=retries)),
+        self._policy = RetryPolicy(retries=retries, sleep=sleep)
+        self._client = httpx.Client(transport=transport or httpx.HTTPTransport(verify=verify),
                                     headers=headers, timeout=timeout, follow_redirects=False)
 
     def describe(self) -> str:
@@ -202,7 +207,16 @@ class GitLabAPI:
 
     def _send(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
               data: Mapping[str, str] | None = None, ok: tuple[int, ...] = (200,)) -> _Answer:
+        """One request, tried again by the retry loop when `is_temporary` says so."""
         what = f"{method} {_path(url)}"
+        try:
+            return self._policy.run(lambda: self._attempt(method, url, params, data, ok, what),
+                                    what=f"GitLab API {what}")
+        except RegistryUnreachableError as exc:  # callers handle GitLab's failures as GitLabAPIError
+            raise GitLabAPIError(str(exc)) from None
+
+    def _attempt(self, method: str, url: str, params: Mapping[str, str] | None, data: Mapping[str, str] | None,
+                 ok: tuple[int, ...], what: str) -> _Answer:
         request = self._client.build_request(method, url, params=params, data=data)
         try:
             response = self._client.send(request, stream=True)
@@ -211,7 +225,8 @@ class GitLabAPI:
             finally:
                 response.close()
         except httpx.TransportError as exc:
-            raise GitLabAPIError(f"GitLab API at {self.base_url} unreachable ({what}): {type(exc).__name__}") from None
+            raise RegistryUnreachableError(f"GitLab API at {self.base_url} unreachable ({what}): "
+                                           f"{type(exc).__name__}", tls=caused_by(exc, ssl.SSLError)) from None
         if body is None:
             raise GitLabAPIError(f"GitLab API answer to {what} is larger than {_MAX_BODY} bytes")
         answer = _Answer(response, body)
@@ -228,7 +243,8 @@ class GitLabAPI:
         text = f"GitLab API refused {what}{sent}: {status} {words}".rstrip()
         if words.startswith(str(status)):
             text = f"GitLab API refused {what}{sent}: {words}"
-        return GitLabAPIError(f"{text}; {hint}" if hint else text, status=status)
+        return GitLabAPIError(f"{text}; {hint}" if hint else text, status=status,
+                              retry_after=parse_retry_after(answer.response.headers.get("retry-after")))
 
     def _clean(self, text: str) -> str:
         """One printable line, clipped, and never the token (a hostile server could echo it)."""

@@ -13,8 +13,9 @@ from typing import Any
 
 from oci import mediatypes as mt
 from oci.digest import Digest
-from oci.models import Index, Platform
+from oci.models import Platform
 from registry.client import RegistryClient
+from registry.decode import decode_index
 from registry.errors import RegistryError
 from registry.reference import Reference
 from registry.referrers import list_referrers
@@ -29,7 +30,7 @@ def inspect_image(client: RegistryClient, ref: Reference, platform: Platform) ->
     raw, media_type, digest = client.get_manifest(ref)
     out: dict[str, Any] = {"Name": ref.name, "Tag": ref.tag, "Digest": str(digest), "MediaType": media_type}
     if mt.is_index(media_type):
-        index = Index.from_bytes(raw, media_type)
+        index = decode_index(raw, media_type, what=f"index of {ref}")
         out["Platforms"] = [str(d.platform) for d in index.manifests if d.platform]
     resolved = client.resolve_image(ref.with_digest(digest), platform)
     config = resolved.config

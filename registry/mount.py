@@ -33,7 +33,7 @@ class MountResult:
 def try_mount(session: Session, ref: Reference, digest: Digest, source: Reference) -> MountResult:
     """Ask `ref`'s registry to mount `digest` from `source`'s repository."""
     response = session.call(
-        ref, "POST", "blobs/uploads/", action="push", ok=(201, 202), retry_safe=True,
+        ref, "POST", "blobs/uploads/", action="push", ok=(201, 202),
         params={"mount": str(digest), "from": source.repository},
         extra_scopes=(repository_scope(source.repository, ("pull",)),),
         headers={"Content-Length": "0"},

@@ -7,6 +7,11 @@ the given mount sources, destinations already pushed); else uploaded. Blobs
 go up `push_concurrency` at a time. The manifest is PUT only after every blob
 is confirmed, so a failed push never leaves a tag pointing at missing blobs;
 a re-run skips what is already there and finishes the job.
+
+The retried operations are "make this blob present in this repository" and
+"put this manifest under this tag", as in go-containerregistry: each attempt
+at a blob starts with its HEAD, so a blob whose final PUT went through but
+whose reply was lost counts as pushed.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import io
 import logging
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from oci.digest import Digest
@@ -29,7 +34,7 @@ from registry.mount import try_mount
 from registry.progress import NullProgress, Progress
 from registry.reference import Reference
 from registry.session import Session
-from registry.upload import Blob, cancel_upload, upload_blob
+from registry.upload import Blob, UploadCursor, cancel_upload, upload_blob
 
 __all__ = ["BytesBlob", "push_blobs", "push_image"]
 
@@ -70,32 +75,59 @@ def _mount_candidates(blob: Blob, repo: Reference, sources: Sequence[Reference])
     return out[:_MAX_MOUNT_TRIES]
 
 
+@dataclass
+class _BlobPush:
+    """One blob's push to one repository, across the attempts of the retry loop."""
+
+    session: Session
+    repo: Reference
+    blob: Blob
+    sources: Sequence[Reference]
+    progress: Progress
+    cursor: UploadCursor = field(default_factory=UploadCursor)
+    mounts_tried: bool = False
+
+    def run(self) -> str:
+        """Make the blob present; returns how: "exists", "mounted" or "pushed"."""
+        return self.session.retry(self.attempt, what=f"blob {self.blob.digest.short} to {self.repo.context('push')}")
+
+    def attempt(self) -> str:
+        key, label = str(self.blob.digest), f"{self.blob.digest.short} to {self.repo.name}"
+        if blob_exists(self.session, self.repo, self.blob.digest, action="push"):
+            self.progress.start(key, label, self.blob.size)
+            self.progress.finish(key, "exists")
+            return "exists"
+        if not self.mounts_tried:  # a mount refused once is refused again: the upload goes on from here
+            self.mounts_tried = True
+            source = self._mount()
+            if source is not None:
+                self.progress.start(key, label, self.blob.size)
+                self.progress.finish(key, f"mounted from {source.repository}")
+                return "mounted"
+        self.progress.start(key, label, self.blob.size)
+        upload_blob(self.session, self.repo, self.blob, self.cursor, progress=self.progress)
+        self.progress.finish(key, "pushed")
+        return "pushed"
+
+    def _mount(self) -> Reference | None:
+        """Try each mount source; the repository that mounted, else None (an offered session kept in the cursor)."""
+        for source in _mount_candidates(self.blob, self.repo, self.sources):
+            try:
+                result = try_mount(self.session, self.repo, self.blob.digest, source)
+            except RegistryError as exc:
+                log.debug("mount of %s from %s refused: %s", self.blob.digest.short, source.repository, exc)
+                continue
+            if result.mounted:
+                return source
+            if self.cursor.location is not None:
+                cancel_upload(self.session, self.repo, self.cursor.location)
+            self.cursor.location = result.location
+        return None
+
+
 def _push_one(session: Session, repo: Reference, blob: Blob, sources: Sequence[Reference], progress: Progress) -> str:
     """Make `blob` present in `repo`; returns how: "exists", "mounted" or "pushed"."""
-    key = str(blob.digest)
-    label = f"{blob.digest.short} to {repo.name}"
-    if blob_exists(session, repo, blob.digest, action="push"):
-        progress.start(key, label, blob.size)
-        progress.finish(key, "exists")
-        return "exists"
-    location: str | None = None
-    for source in _mount_candidates(blob, repo, sources):
-        try:
-            result = try_mount(session, repo, blob.digest, source)
-        except RegistryError as exc:
-            log.debug("mount of %s from %s refused: %s", blob.digest.short, source.repository, exc)
-            continue
-        if result.mounted:
-            progress.start(key, label, blob.size)
-            progress.finish(key, f"mounted from {source.repository}")
-            return "mounted"
-        if location is not None:
-            cancel_upload(session, repo, location)
-        location = result.location
-    progress.start(key, label, blob.size)
-    upload_blob(session, repo, blob, location=location, progress=progress)
-    progress.finish(key, "pushed")
-    return "pushed"
+    return _BlobPush(session, repo, blob, sources, progress).run()
 
 
 def push_blobs(session: Session, repo: Reference, blobs: Sequence[Blob], sources: Sequence[Reference],

@@ -3,9 +3,10 @@
 A host gets its scheme (HTTPS unless declared insecure; loopback hosts fall
 back to plain HTTP as docker allows), its TLS trust (system roots plus the
 host's private CA, or none with --skip-tls-verify), its credentials and auth
-handler, and a keep-alive connection pool wrapped in the retry policy. Verbs
-(manifests, blobs, push, tags) only say which repository, which action and
-which statuses are success; errors come back as `RegistryError`s naming both.
+handler, and a keep-alive connection pool. Verbs (manifests, blobs, push, tags)
+only say which repository, which action and which statuses are success; errors
+come back as `RegistryError`s naming both. Nothing here retries: each verb runs
+its whole operation under `Session.retry` (registry/retry.py).
 """
 
 from __future__ import annotations
@@ -20,21 +21,25 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from registry.auth import CONTEXT, PING, SCOPES, RegistryAuth, merge_scopes, parse_challenges, repository_scope
 from registry.credentials import resolve_credentials
+from registry.decode import read_limited
 from registry.dockerconfig import Credentials, DockerConfig
-from registry.errors import RegistryError, RegistryUnreachableError
+from registry.errors import AuthError, RegistryError, RegistryUnreachableError, caused_by
+from registry.limits import MAX_SMALL_RESPONSE
 from registry.options import RegistryOptions
 from registry.reference import Reference, api_host
-from registry.transport import RETRY_SAFE, RetryPolicy, RetryTransport, caused_by
+from registry.retry import RetryPolicy, describe_http_error
 
 __all__ = ["ACTION_SCOPES", "HostClient", "Session", "is_loopback"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # What each kind of operation asks the token service for.
 ACTION_SCOPES = {"pull": ("pull",), "push": ("pull", "push"), "delete": ("pull", "push", "delete")}
@@ -70,11 +75,11 @@ class Session:
 
     def __init__(self, options: RegistryOptions, *, environ: Mapping[str, str] | None = None,
                  transport: httpx.BaseTransport | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         self.options = options
-        self._transport = transport  # tests: an httpx.MockTransport under the retry policy
+        self._transport = transport  # tests: an httpx.MockTransport
         self._clock = clock  # what token lifetimes are measured with (tests: a fake clock)
-        self.policy = RetryPolicy(retries=options.retries, base_delay=options.backoff_base)
+        self.policy = RetryPolicy(retries=options.retries, base_delay=options.backoff_base, sleep=sleep)
         self._environ = environ
         self._hosts: dict[str, HostClient] = {}
         self._lock = threading.Lock()
@@ -115,9 +120,10 @@ class Session:
                               max_keepalive_connections=self.options.push_concurrency + 4)
         inner = self._transport or httpx.HTTPTransport(verify=self._verify(registry), limits=limits)
         client = httpx.Client(
-            transport=RetryTransport(inner, self.policy), auth=auth, follow_redirects=True,
+            transport=inner, auth=auth, follow_redirects=True,
             timeout=httpx.Timeout(self.options.timeout, connect=self.options.connect_timeout),
-            headers={"User-Agent": self.options.user_agent},
+            # identity: a body's size on the wire is its size (registry/limits.py).
+            headers={"User-Agent": self.options.user_agent, "Accept-Encoding": "identity"},
         )
         insecure = registry in self.options.insecure_registries or host in self.options.insecure_registries
         base = f"http://{host}" if insecure else f"https://{host}"
@@ -137,7 +143,7 @@ class Session:
                 return f"https://{host}"
             if not caused_by(exc, ssl.SSLError):
                 # Refused or timed out: nothing learnt about the scheme; not cached, asked again next time.
-                raise RegistryUnreachableError(f"cannot reach {registry}: {_describe(exc)}") from None
+                raise RegistryUnreachableError(f"cannot reach {registry}: {describe_http_error(exc)}") from None
             log.debug("%s: no HTTPS (%s); using plain HTTP as docker does for loopback registries", host, exc)
             return f"http://{host}"
 
@@ -147,7 +153,11 @@ class Session:
                 host.client.close()
             self._hosts.clear()
 
-    # -- requests ----------------------------------------------------------------------------
+    # -- operations and requests ---------------------------------------------------------------
+    def retry(self, operation: Callable[[], T], *, what: str) -> T:
+        """Run one whole operation under the retry policy (once, if inside another's attempt)."""
+        return self.policy.run(operation, what=what)
+
     def url(self, ref: Reference, path: str) -> str:
         """An absolute URL (a `Location` header) as is, a relative one resolved, else ``/v2/REPO/PATH``."""
         base = self.host(ref.registry).base_url
@@ -158,28 +168,37 @@ class Session:
         return f"{base}/v2/{ref.repository}/{path}"
 
     def build(self, ref: Reference, method: str, path: str, *, action: str, extra_scopes: tuple[str, ...] = (),
-              retry_safe: bool = False, **kwargs: Any) -> httpx.Request:
+              **kwargs: Any) -> httpx.Request:
         host = self.host(ref.registry)
         scopes = merge_scopes((repository_scope(ref.repository, ACTION_SCOPES[action]),), extra_scopes)
         extensions: dict[str, Any] = {SCOPES: scopes, CONTEXT: ref.context(action)}
-        if retry_safe:
-            extensions[RETRY_SAFE] = True
         return host.client.build_request(method, self.url(ref, path), extensions=extensions, **kwargs)
 
     def send(self, ref: Reference, request: httpx.Request, *, ok: Collection[int], action: str,
              stream: bool = False, what: str | None = None) -> httpx.Response:
-        """Send; a status outside `ok` raises `RegistryError` (body read, response closed)."""
+        """Send; a status outside `ok` raises `RegistryError` (response closed).
+
+        Unless `stream`, the body is read, up to `MAX_SMALL_RESPONSE`: these are
+        answers whose headers matter (upload bookkeeping, HEADs, PUTs).
+        """
         client = self.host(ref.registry).client
+        context = what or ref.context(action)
         try:
-            response = client.send(request, stream=stream)
+            response = client.send(request, stream=True)
+            if response.status_code not in ok:
+                try:
+                    raise self._error(ref, response, context, action)
+                finally:
+                    response.close()
+            if not stream:
+                try:
+                    read_limited(response, MAX_SMALL_RESPONSE, limit_name="small response size",
+                                 what=f"the answer for {context}")
+                finally:
+                    response.close()
         except httpx.TransportError as exc:
-            raise RegistryUnreachableError(f"cannot reach {ref.registry} for {what or ref.context(action)}: "
-                                           f"{_describe(exc)}") from None
-        if response.status_code not in ok:
-            try:
-                raise self._error(ref, response, what or ref.context(action), action)
-            finally:
-                response.close()
+            raise RegistryUnreachableError(f"cannot reach {ref.registry} for {context}: {describe_http_error(exc)}",
+                                           tls=caused_by(exc, ssl.SSLError)) from None
         return response
 
     def _error(self, ref: Reference, response: httpx.Response, context: str, action: str) -> RegistryError:
@@ -189,6 +208,8 @@ class Session:
         if response.status_code == 401:
             auth = self.host(ref.registry).auth
             challenges = parse_challenges(response.headers.get("www-authenticate", ""))
+            if isinstance(error, AuthError) and _token_expired_under_stream(response.request):
+                error.stale_token = True
             if any(c.params.get("error") == "insufficient_scope" for c in challenges):
                 # Authenticated, but the token lacks the action: a permission problem, not a password one.
                 error.args = (f"denied: requested access to the resource is denied for {context}{auth.who_denied()}",)
@@ -199,19 +220,22 @@ class Session:
         return error
 
     def call(self, ref: Reference, method: str, path: str, *, action: str, ok: Collection[int] = (200,),
-             extra_scopes: tuple[str, ...] = (), retry_safe: bool = False, what: str | None = None,
-             **kwargs: Any) -> httpx.Response:
-        """Build, send and read a small response (manifests, tags, upload bookkeeping)."""
-        request = self.build(ref, method, path, action=action, extra_scopes=extra_scopes, retry_safe=retry_safe,
-                             **kwargs)
+             extra_scopes: tuple[str, ...] = (), what: str | None = None, **kwargs: Any) -> httpx.Response:
+        """Build, send and read a small response (upload bookkeeping, HEADs, PUTs of small bodies)."""
+        request = self.build(ref, method, path, action=action, extra_scopes=extra_scopes, **kwargs)
         return self.send(ref, request, ok=ok, action=action, what=what)
+
+    def open(self, ref: Reference, method: str, path: str, *, action: str, ok: Collection[int] = (200,),
+             what: str | None = None, **kwargs: Any) -> httpx.Response:
+        """Like `call`, but the body is left unread for streaming: the caller closes the response."""
+        request = self.build(ref, method, path, action=action, **kwargs)
+        return self.send(ref, request, ok=ok, action=action, stream=True, what=what)
 
     @contextmanager
     def stream(self, ref: Reference, method: str, path: str, *, action: str, ok: Collection[int] = (200,),
                what: str | None = None, **kwargs: Any) -> Iterator[httpx.Response]:
-        """Like `call`, but the body is left unread for streaming; closed on exit."""
-        request = self.build(ref, method, path, action=action, **kwargs)
-        response = self.send(ref, request, ok=ok, action=action, stream=True, what=what)
+        """`open`, closed on exit."""
+        response = self.open(ref, method, path, action=action, ok=ok, what=what, **kwargs)
         try:
             yield response
         finally:
@@ -222,9 +246,8 @@ def _untrusted_certificate(exc: BaseException) -> bool:
     return caused_by(exc, ssl.SSLCertVerificationError)
 
 
-def _describe(exc: httpx.TransportError) -> str:
-    text = (str(exc) or type(exc).__name__).splitlines()[0][:200]
-    if _untrusted_certificate(exc):
-        text += " (give its CA with --registry-certificate HOST=PATH, or use --skip-tls-verify)"
-    return text
+def _token_expired_under_stream(request: httpx.Request) -> bool:
+    """A 401 to a streamed body sent with a Bearer token: the auth flow could not replay it with a fresh one."""
+    streamed = not isinstance(request.stream, httpx.ByteStream)
+    return streamed and request.headers.get("authorization", "").lower().startswith("bearer ")
 

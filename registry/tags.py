@@ -9,6 +9,7 @@ method GitLab itself uses on registries without a tag-delete endpoint.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -19,6 +20,9 @@ from oci import mediatypes as mt
 from oci.digest import Digest
 from oci.errors import WharfieError
 from oci.models import Descriptor, ImageConfig, Manifest
+from registry.decode import load_json, read_limited
+from registry.errors import MANIFEST_UNKNOWN, ErrorDetail, InvalidResponseError, LimitExceededError, NotFoundError
+from registry.limits import MAX_LISTING_SIZE
 from registry.manifests import delete_manifest, head_manifest, put_manifest
 from registry.progress import NullProgress
 from registry.push import BytesBlob, push_blobs
@@ -30,6 +34,7 @@ __all__ = ["delete_tag", "delete_tags", "list_tags", "tag_digests"]
 log = logging.getLogger(__name__)
 
 _LINK_RE = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+_TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)  # distribution's tag grammar
 _MAX_PAGES = 10_000
 
 
@@ -38,14 +43,31 @@ def list_tags(session: Session, repo: Reference, *, page_size: int | None = None
     path = "tags/list"
     params: dict[str, str] | None = {"n": str(page_size)} if page_size else None
     tags: list[str] = []
+    what = f"tags of {repo.context('pull')}"
     for _ in range(_MAX_PAGES):
-        response = session.call(repo, "GET", path, action="pull", params=params, what=f"tags of {repo.context('pull')}")
-        tags.extend(response.json().get("tags") or [])
-        match = _LINK_RE.search(response.headers.get("link", ""))
+        page, link = session.retry(functools.partial(_page, session, repo, path, params, what), what=what)
+        tags.extend(page)
+        match = _LINK_RE.search(link)
         if not match:
             return tags
         path, params = match.group(1), None  # the link carries n= and last= itself
-    raise WharfieError(f"tags of {repo.name}: more than {_MAX_PAGES} pages")
+    raise LimitExceededError(f"tags of {repo.name}: more than {_MAX_PAGES} pages (limit: tag list pages)",
+                             limit="tag list pages")
+
+
+def _page(session: Session, repo: Reference, path: str, params: dict[str, str] | None,
+          what: str) -> tuple[list[str], str]:
+    """One page of tags, checked (an array of valid tag names), and its ``Link`` header."""
+    with session.stream(repo, "GET", path, action="pull", params=params, what=what) as response:
+        raw = read_limited(response, MAX_LISTING_SIZE, limit_name="listing size", what=f"tags of {repo.name}")
+        link = response.headers.get("link", "")
+    body = load_json(raw, what=f"tags of {repo.name}")
+    tags = body.get("tags") if isinstance(body, dict) else None
+    if tags is None and isinstance(body, dict):
+        tags = []  # distribution sends null for a repository without tags
+    if not isinstance(tags, list) or not all(isinstance(t, str) and _TAG_RE.fullmatch(t) for t in tags):
+        raise InvalidResponseError(f"tags of {repo.name}: not an array of tag names")
+    return tags, link
 
 
 def tag_digests(session: Session, repo: Reference, tags: Iterable[str]) -> dict[str, Digest]:
@@ -95,6 +117,7 @@ def delete_tag(session: Session, ref: Reference) -> Digest:
     repo = ref.repo_ref
     digests = tag_digests(session, repo, list_tags(session, repo))
     if ref.tag not in digests:
-        raise WharfieError(f"tag {ref.tag} not found in {repo.name}")
+        raise NotFoundError(f"tag {ref.tag} not found in {repo.name}", status=404,
+                            errors=(ErrorDetail(MANIFEST_UNKNOWN, f"tag {ref.tag} not found"),))
     delete_tags(session, repo, [ref.tag], digests)
     return digests[ref.tag]

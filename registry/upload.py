@@ -1,11 +1,12 @@
 """Uploading one blob: monolithic (POST + PUT) when small, chunked PATCHes when large.
 
 The body streams from the blob's file; nothing is held whole in memory (a
-chunk is sent as a bounded stream too). A streamed body cannot be replayed by
-the transport, so a failed upload is retried here under the same
-`RetryPolicy`: a chunked upload asks the registry how much it has (``GET`` on
-the session: ``Range: 0-N``) and resumes there; otherwise, or when the
-session is gone, it starts over from a fresh session.
+chunk is sent as a bounded stream too). `upload_blob` is one attempt: the
+push of the blob (registry/push.py) runs it under the one retry loop, with
+the same `UploadCursor` each time, so an interrupted chunked upload asks the
+registry how much it has (``GET`` on the session: ``Range: 0-N``) and goes on
+from there, while a monolithic one, or one whose session is gone, starts over
+in a fresh session.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from typing import BinaryIO, Protocol
 import httpx
 
 from oci.digest import CHUNK, Digest
-from registry.blobs import blob_exists
-from registry.errors import BLOB_UPLOAD_UNKNOWN, AuthError, RegistryError, RegistryUnreachableError
+from registry.errors import RegistryError
 from registry.progress import NullProgress, Progress
 from registry.reference import Reference
 from registry.session import Session
 
-__all__ = ["Blob", "cancel_upload", "start_upload", "upload_blob", "upload_location"]
+__all__ = ["Blob", "UploadCursor", "cancel_upload", "start_upload", "upload_blob", "upload_location"]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def upload_location(response: httpx.Response, ref: Reference) -> str:
 
 def start_upload(session: Session, ref: Reference) -> str:
     """POST to open an upload session; returns its Location (absolute or relative)."""
-    response = session.call(ref, "POST", "blobs/uploads/", action="push", ok=(202,), retry_safe=True,
+    response = session.call(ref, "POST", "blobs/uploads/", action="push", ok=(202,),
                             headers={"Content-Length": "0"}, what=f"upload to {ref.context('push')}")
     return upload_location(response, ref)
 
@@ -116,14 +116,33 @@ def _upload_status(session: Session, ref: Reference, location: str) -> tuple[str
 
 
 @dataclass
-class _Cursor:
-    """Where a chunked upload stands: updated after every accepted PATCH, so a failure resumes from there."""
+class UploadCursor:
+    """Where an upload stands, kept across the attempts of one blob's push.
+
+    `location` is the open session (from a refused mount, or our POST),
+    `offset` the bytes the registry has accepted (updated after every PATCH),
+    `interrupted` whether an earlier attempt failed (so where we stand must
+    be asked of the registry before going on).
+    """
 
     location: str | None = None
     offset: int = 0
+    interrupted: bool = False
+
+    def resume(self, session: Session, ref: Reference, chunked: bool) -> None:
+        """After a failure: continue a chunked session where the registry says it is, else start afresh."""
+        self.interrupted = False
+        if not chunked or self.location is None:
+            self.location, self.offset = None, 0
+            return
+        try:
+            self.location, self.offset = _upload_status(session, ref, self.location)
+        except (RegistryError, httpx.HTTPError) as exc:
+            log.debug("upload session of %s is gone (%s); starting a new one", ref.name, exc)
+            self.location, self.offset = None, 0
 
 
-def _patch_chunks(session: Session, ref: Reference, blob: Blob, cursor: _Cursor, chunk_size: int,
+def _patch_chunks(session: Session, ref: Reference, blob: Blob, cursor: UploadCursor, chunk_size: int,
                   progress: Progress) -> None:
     key = str(blob.digest)
     assert cursor.location is not None
@@ -142,58 +161,30 @@ def _patch_chunks(session: Session, ref: Reference, blob: Blob, cursor: _Cursor,
 
 
 def _finish_chunked(session: Session, ref: Reference, blob: Blob, location: str) -> None:
-    try:
-        session.call(ref, "PUT", str(_with_digest(session, ref, location, blob.digest)), action="push",
-                     ok=(201, 204), headers={"Content-Length": "0"},
-                     what=f"blob {blob.digest.short} to {ref.context('push')}")
-    except RegistryError as exc:
-        # The transport resends this (empty, idempotent) PUT when its answer is lost; if the first
-        # one completed, the session is gone and the blob is there: that is success.
-        if exc.has_code(BLOB_UPLOAD_UNKNOWN) and blob_exists(session, ref, blob.digest, action="push"):
-            return
-        raise
+    session.call(ref, "PUT", str(_with_digest(session, ref, location, blob.digest)), action="push",
+                 ok=(201, 204), headers={"Content-Length": "0"},
+                 what=f"blob {blob.digest.short} to {ref.context('push')}")
 
 
-def _retryable(exc: Exception, auth_retried: bool) -> bool:
-    if isinstance(exc, (httpx.TransportError, RegistryUnreachableError)):
-        return True
-    if isinstance(exc, AuthError):
-        return exc.status == 401 and not auth_retried  # a token expired under a streamed body: once
-    return isinstance(exc, RegistryError) and exc.temporary
-
-
-def upload_blob(session: Session, ref: Reference, blob: Blob, *, location: str | None = None,
+def upload_blob(session: Session, ref: Reference, blob: Blob, cursor: UploadCursor, *,
                 progress: Progress | None = None) -> None:
-    """Upload `blob` into `ref`'s repository, from `location` (an open session) or a new one."""
+    """One attempt at uploading `blob` into `ref`'s repository, from where `cursor` stands.
+
+    Run it under `Session.retry` with the same cursor every attempt. Whether a
+    failed attempt's blob arrived after all (a lost reply to the final PUT) is
+    the caller's HEAD to ask, before the next attempt.
+    """
     progress = progress or NullProgress()
     chunked = blob.size > session.options.chunk_threshold
-    cursor = _Cursor(location)
-    attempt, auth_retried = 0, False
-    while True:
-        try:
-            cursor.location = cursor.location or start_upload(session, ref)
-            if not chunked:
-                _put_whole(session, ref, blob, cursor.location, progress)
-                return
+    if cursor.interrupted:
+        cursor.resume(session, ref, chunked)
+    try:
+        cursor.location = cursor.location or start_upload(session, ref)
+        if not chunked:
+            _put_whole(session, ref, blob, cursor.location, progress)
+        else:
             _patch_chunks(session, ref, blob, cursor, session.options.chunk_size, progress)
             _finish_chunked(session, ref, blob, cursor.location)
-            return
-        except Exception as exc:
-            if attempt >= session.policy.retries or not _retryable(exc, auth_retried):
-                raise
-            auth_retried = auth_retried or isinstance(exc, AuthError)
-            session.policy.wait(attempt, getattr(exc, "retry_after", None),
-                                f"upload of {blob.digest.short} to {ref.name} ({exc})")
-            attempt += 1
-            cursor = _resume_point(session, ref, cursor.location if chunked else None)
-
-
-def _resume_point(session: Session, ref: Reference, location: str | None) -> _Cursor:
-    """Continue a chunked session where the registry says it is, else start a fresh one."""
-    if location is None:
-        return _Cursor()
-    try:
-        return _Cursor(*_upload_status(session, ref, location))
-    except (RegistryError, httpx.TransportError) as exc:
-        log.debug("upload session of %s is gone (%s); starting a new one", ref.name, exc)
-        return _Cursor()
+    except BaseException:
+        cursor.interrupted = True
+        raise

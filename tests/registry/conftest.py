@@ -1,8 +1,15 @@
-"""Fixtures for the registry tests: a blob store and clients configured for a fixture registry.
+"""Fixtures for the registry tests: a blob store, clients configured for a fixture registry, fuzz profiles.
 
 The registries, the token issuer and the fault proxy come from the session
-fixtures in tests/conftest.py; nothing here models a registry (GitLab's API
-is served in front of the real one by fixtures/gitlab_api.py).
+fixtures in tests/conftest.py; GitLab's API is served in front of the real
+registry by fixtures/gitlab_api.py, and the fuzz tests' hostile registry is
+fixtures/scripted_registry.py.
+
+Hypothesis profiles (fuzzing.py, imported here so that they exist when
+Hypothesis's plugin reads ``--hypothesis-profile``): CI runs each fuzz test with a fixed
+seed and a small example count; ``--hypothesis-profile=long`` (when
+tests/registry is on the command line) or ``WHARFIE_FUZZ=long`` runs long
+campaigns. A failure found there is kept as an ``@example`` of its test.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import fuzzing  # noqa: F401 - registers the "long" profile before pytest loads it
 import pytest
 from registry_helpers import options_for
 

@@ -5,8 +5,10 @@ import registry
 
 def test_exported_names():
     assert sorted(registry.__all__) == sorted([
-        "AuthError", "Credentials", "InvalidReferenceError", "Reference", "RegistryClient", "RegistryError",
-        "RegistryOptions", "RegistryUnreachableError", "ResolvedImage", "parse_reference", "resolve_credentials",
+        "AuthError", "CleanupPlan", "CleanupPolicy", "Credentials", "InvalidReferenceError", "InvalidResponseError",
+        "LimitExceededError", "NotFoundError", "Reference", "RegistryClient", "RegistryError", "RegistryOptions",
+        "RegistryUnreachableError", "RemoteLayer", "ResolvedImage", "TagInfo", "parse_reference",
+        "resolve_credentials",
     ])
     for name in registry.__all__:
         assert getattr(registry, name) is not None
