@@ -18,7 +18,8 @@ runs no program at all before the step's. With `RunSpec.overlay` the step
 runs on an overlay whose lower dir is the rootfs, mounted inside the step's
 own mount namespace, so it dies with the step (builder/run_step.py).
 
-`-v debug` prints what a step gets: network mode and every mount with its flags.
+`-v debug` prints what a step gets: network mode, capability sets and every
+mount with its flags.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from builder.capabilities import describe as describe_capabilities
 from builder.mount_plan import ROOT_ATTRS, PlannedMount, describe_mount, prepared_here, step_mounts
 from builder.mount_points import MountPointError, StubMaker, open_mount_point, remove_stubs
 from layers.securepath import RootDir
@@ -162,6 +164,7 @@ def _log_confinement(spec: RunSpec, plan: list[PlannedMount]) -> None:
     if not log.isEnabledFor(logging.DEBUG):
         return
     log.debug("sandbox: network: %s", spec.network)
+    log.debug("sandbox: capabilities: %s", describe_capabilities(spec.uid))
     root = "overlay" if spec.overlay is not None else "bind"
     log.debug("sandbox: mount / %s %s", root, ",".join(ROOT_ATTRS))
     for mount in plan:

@@ -12,8 +12,8 @@ A mount point missing from the image was made by the host side; one inside
 an earlier mount (a tmpfs, /dev, a bind) is made here, and one that would
 have to be made in the image through an earlier mount's symlink is refused.
 
-Then, as runc does: pivot_root, and capabilities outside docker's default
-set dropped from the bounding set.
+Then, as runc does: pivot_root, and the five capability sets and
+no_new_privs (builder/capabilities.py).
 
 It reads one JSON spec on stdin (argv is readable by anyone in /proc) and
 gives the step /dev/null instead. Everything it needs is imported before the
@@ -22,7 +22,6 @@ pivot: the host's Python library is out of reach afterwards.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import platform
@@ -31,6 +30,7 @@ import sys
 from typing import Any
 
 from builder import mount_api
+from builder.capabilities import apply_step_capabilities, last_cap
 from builder.mount_api import attributes
 from builder.mount_plan import ROOT_ATTRS, PlannedMount
 from builder.mount_points import MountPointError, StubMaker, mount_id, open_mount_point
@@ -41,18 +41,6 @@ __all__ = ["main"]
 
 _SETUP_FAILED = 125
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "s390x": 217, "riscv64": 41}
-_PR_CAPBSET_DROP = 24
-# Docker's default capability set for RUN; everything else is dropped so a step
-# running as root cannot mount, load modules or reach the host.
-_KEEP_CAPS = {0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31}
-_libc = ctypes.CDLL("libc.so.6", use_errno=True)
-
-
-def _drop_capabilities() -> None:
-    for cap in range(64):
-        ok = cap in _KEEP_CAPS or _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) == 0
-        if not ok and ctypes.get_errno() == 22:  # EINVAL: past the kernel's last capability
-            break
 
 
 def _mount_root(spec: dict[str, Any]) -> int:
@@ -175,6 +163,8 @@ def _setgroups_allowed() -> bool:
 
 
 def _confine(spec: dict[str, Any]) -> None:
+    top = last_cap()
+    pivot_root_nr = _SYS_PIVOT_ROOT[platform.machine()]
     mount_api.make_rprivate()
     root_fd = _mount_root(spec)
     try:
@@ -183,10 +173,9 @@ def _confine(spec: dict[str, Any]) -> None:
         os.fchdir(root_fd)
     finally:
         os.close(root_fd)
-    mount_api.pivot_root_here(_SYS_PIVOT_ROOT[platform.machine()])
-    _drop_capabilities()
+    mount_api.pivot_root_here(pivot_root_nr)
     os.chdir(spec["cwd"])
-    _switch_user(spec)
+    apply_step_capabilities(top, lambda: _switch_user(spec))
 
 
 def main() -> None:
