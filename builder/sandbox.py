@@ -18,8 +18,8 @@ runs no program at all before the step's. With `RunSpec.overlay` the step
 runs on an overlay whose lower dir is the rootfs, mounted inside the step's
 own mount namespace, so it dies with the step (builder/run_step.py).
 
-`-v debug` prints what a step gets: network mode, capability sets and every
-mount with its flags.
+`-v debug` prints what a step gets: network mode, capability sets, seccomp
+profile and every mount with its flags.
 """
 
 from __future__ import annotations
@@ -37,9 +37,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from builder.capabilities import DEFAULT_CAPS
 from builder.capabilities import describe as describe_capabilities
 from builder.mount_plan import ROOT_ATTRS, PlannedMount, describe_mount, prepared_here, step_mounts
 from builder.mount_points import MountPointError, StubMaker, open_mount_point, remove_stubs
+from builder.seccomp import describe as describe_seccomp
 from layers.securepath import RootDir
 from oci.errors import WharfieError
 
@@ -165,6 +167,7 @@ def _log_confinement(spec: RunSpec, plan: list[PlannedMount]) -> None:
         return
     log.debug("sandbox: network: %s", spec.network)
     log.debug("sandbox: capabilities: %s", describe_capabilities(spec.uid))
+    log.debug("sandbox: seccomp: %s", describe_seccomp(DEFAULT_CAPS))
     root = "overlay" if spec.overlay is not None else "bind"
     log.debug("sandbox: mount / %s %s", root, ",".join(ROOT_ATTRS))
     for mount in plan:

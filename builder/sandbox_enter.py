@@ -12,8 +12,9 @@ A mount point missing from the image was made by the host side; one inside
 an earlier mount (a tmpfs, /dev, a bind) is made here, and one that would
 have to be made in the image through an earlier mount's symlink is refused.
 
-Then, as runc does: pivot_root, and the five capability sets and
-no_new_privs (builder/capabilities.py).
+Then, as runc does: pivot_root, a fresh session keyring (builder/keyring.py),
+the five capability sets and no_new_privs (builder/capabilities.py), and
+docker's seccomp profile (builder/seccomp.py) as the last thing before exec.
 
 It reads one JSON spec on stdin (argv is readable by anyone in /proc) and
 gives the step /dev/null instead. Everything it needs is imported before the
@@ -24,23 +25,25 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import stat
 import sys
 from typing import Any
 
+import pyseccomp  # type: ignore[import-untyped]
+
 from builder import mount_api
-from builder.capabilities import apply_step_capabilities, last_cap
+from builder.capabilities import DEFAULT_CAPS, NO_NEW_PRIVS, apply_step_capabilities, last_cap
+from builder.keyring import join_fresh_session_keyring
 from builder.mount_api import attributes
 from builder.mount_plan import ROOT_ATTRS, PlannedMount
 from builder.mount_points import MountPointError, StubMaker, mount_id, open_mount_point
+from builder.seccomp import build_filter
 from layers.securepath import RootDir
 from oci.errors import WharfieError
 
 __all__ = ["main"]
 
 _SETUP_FAILED = 125
-_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "s390x": 217, "riscv64": 41}
 
 
 def _mount_root(spec: dict[str, Any]) -> int:
@@ -162,9 +165,12 @@ def _setgroups_allowed() -> bool:
         return True
 
 
-def _confine(spec: dict[str, Any]) -> None:
+def _confine(spec: dict[str, Any]) -> pyseccomp.SyscallFilter:
+    """Everything up to, not including, loading the seccomp filter."""
+    # Built while the host's files are reachable; loaded last, just before exec.
+    seccomp_filter = build_filter(DEFAULT_CAPS, no_new_privs=NO_NEW_PRIVS)
     top = last_cap()
-    pivot_root_nr = _SYS_PIVOT_ROOT[platform.machine()]
+    pivot_root_nr = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, "pivot_root")
     mount_api.make_rprivate()
     root_fd = _mount_root(spec)
     try:
@@ -174,8 +180,10 @@ def _confine(spec: dict[str, Any]) -> None:
     finally:
         os.close(root_fd)
     mount_api.pivot_root_here(pivot_root_nr)
+    join_fresh_session_keyring()
     os.chdir(spec["cwd"])
     apply_step_capabilities(top, lambda: _switch_user(spec))
+    return seccomp_filter
 
 
 def main() -> None:
@@ -184,11 +192,12 @@ def main() -> None:
     os.dup2(null, 0)
     os.close(null)
     try:
-        _confine(spec)
+        seccomp_filter = _confine(spec)
     except (OSError, WharfieError) as exc:
         print(f"wharfie: sandbox set-up failed: {exc}", file=sys.stderr)
         sys.exit(_SETUP_FAILED)
     os.closerange(3, 1 << 16)  # nothing of the set-up reaches the step, even by mistake
+    seccomp_filter.load()
     argv = spec["argv"]
     try:
         os.execvpe(argv[0], argv, spec["env"])
