@@ -33,12 +33,12 @@ class BuildUser:
     home: Path  # a 0755 directory the user owns: contexts, caches and outputs go here
     subids: tuple[int, int] | None
 
-    def run(self, args: Sequence[str], *, env: dict[str, str] | None = None,
-            timeout: int = 600) -> subprocess.CompletedProcess[str]:
-        """Run `python -m builder ARGS` as this user, from its home."""
+    def run(self, args: Sequence[str], *, env: dict[str, str] | None = None, timeout: int = 600,
+            module: str = "builder") -> subprocess.CompletedProcess[str]:
+        """Run `python -m builder ARGS` (or another module) as this user, from its home."""
         prefix = Path(sys.prefix)
         inner = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--",
-                 sys.executable, "-m", "builder", *args]
+                 sys.executable, "-m", module, *args]
         script = "set -e\n"
         if str(prefix).startswith("/root/"):
             keep = Path("/root") / prefix.relative_to("/root").parts[0]
