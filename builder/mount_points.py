@@ -13,9 +13,9 @@ up again between the check and the use.
 A missing mount point is made relative to its resolved parent's descriptor
 (`mkdirat`, `openat(O_CREAT|O_EXCL|O_NOFOLLOW)`). `StubMaker` records each
 one it makes as a `Stub`: the parent's descriptor (kept open), the name and
-the (device, inode) made. `remove_stubs` removes exactly those objects,
-relative to the kept descriptor and only while the name still names the
-inode made, so a step that moves the directory away and plants a symlink in
+the (device, inode) made (and a file's ctime). `remove_stubs` removes
+exactly those objects, relative to the kept descriptor and only while the
+name still names the inode made, so a step that moves the directory away and plants a symlink in
 its place cannot steer the clean-up anywhere, let alone onto the host.
 """
 
@@ -46,6 +46,7 @@ class Stub:
     name: str
     dev: int
     ino: int
+    ctime_ns: int  # a file's: a new empty file of the step's that reuses the inode number is not ours
     directory: bool
     parent_times: tuple[int, int]  # the parent's (atime_ns, mtime_ns) before, put back after removal
 
@@ -76,7 +77,7 @@ class StubMaker:
                              dir_fd=parent_fd))
         if self.record:
             made = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
-            self.stubs.append(Stub(os.dup(parent_fd), name, made.st_dev, made.st_ino, directory,
+            self.stubs.append(Stub(os.dup(parent_fd), name, made.st_dev, made.st_ino, made.st_ctime_ns, directory,
                                    (before.st_atime_ns, before.st_mtime_ns)))
 
 
@@ -172,4 +173,6 @@ def _still_ours(stub: Stub) -> bool:
         return False
     if (st.st_dev, st.st_ino) != (stub.dev, stub.ino):
         return False
-    return stat.S_ISDIR(st.st_mode) if stub.directory else stat.S_ISREG(st.st_mode) and st.st_size == 0
+    if stub.directory:  # its ctime moves with every entry made in it; rmdir refuses it unless empty
+        return stat.S_ISDIR(st.st_mode)
+    return stat.S_ISREG(st.st_mode) and st.st_size == 0 and st.st_ctime_ns == stub.ctime_ns
