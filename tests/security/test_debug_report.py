@@ -45,4 +45,5 @@ def test_debug_report_matches_the_steps_mounts(attacker: Attacker, busybox_ref: 
     for target in ("/", "/c", "/t", "/ctx"):
         assert {"nosuid", "nodev"} <= mounted[target], target
     assert "ro" in mounted["/ctx"]
-    assert any("sandbox: network: host" in line for line in lines)
+    # The mode itself is the network namespace's business (its own tests); here: that it is reported.
+    assert any("sandbox: network: " in line for line in lines)
