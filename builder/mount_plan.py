@@ -18,9 +18,9 @@ caches and tmpfs stay executable, as in BuildKit (heredoc scripts run from
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = ["DEVICES", "ROOT_ATTRS", "PlannedMount", "describe_mount", "prepared_here", "step_mounts"]
 
@@ -44,6 +44,12 @@ class PlannedMount:
     attrs: tuple[str, ...] = ()  # ro, nosuid, nodev, noexec
     directory: bool | None = True  # the mount point's kind; None: whatever is there (never made)
     optional: bool = False  # skipped when the target does not exist
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PlannedMount:
+        """Back from `dataclasses.asdict` after a trip through JSON (lists for tuples)."""
+        options = tuple((str(key), None if value is None else str(value)) for key, value in data["options"])
+        return cls(**{**data, "options": options, "attrs": tuple(data["attrs"])})
 
 
 def _defaults() -> list[PlannedMount]:
@@ -97,6 +103,3 @@ def describe_mount(mount: PlannedMount) -> str:
         return f"{mount.target} -> {mount.source}"
     return f"{mount.target} {what} {flags}" + (f" ({options})" if options else "")
 
-
-def describe_plan(mounts: Sequence[PlannedMount]) -> list[str]:
-    return [describe_mount(mount) for mount in mounts]

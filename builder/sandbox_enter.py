@@ -174,8 +174,7 @@ def _confine(spec: dict[str, Any]) -> pyseccomp.SyscallFilter:
     mount_api.make_rprivate()
     root_fd = _mount_root(spec)
     try:
-        _mount_plan(root_fd, [PlannedMount(**{**m, "options": tuple(tuple(o) for o in m["options"]),
-                                              "attrs": tuple(m["attrs"])}) for m in spec["mounts"]])
+        _mount_plan(root_fd, [PlannedMount.from_json(mount) for mount in spec["mounts"]])
         os.fchdir(root_fd)
     finally:
         os.close(root_fd)
