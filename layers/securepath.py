@@ -23,6 +23,7 @@ import errno
 import os
 import stat
 from collections import deque
+from collections.abc import Callable
 from typing import Self
 
 from oci.errors import UnsafePathError
@@ -43,6 +44,10 @@ def clean_entry_name(unsafe_name: str, *, what: str = "layer entry") -> list[str
     return parts
 
 
+def _mkdir_0755(parent_fd: int, name: str) -> None:
+    os.mkdir(name, 0o755, dir_fd=parent_fd)
+
+
 class RootDir:
     """File-descriptor based access to paths under one root directory.
 
@@ -54,8 +59,10 @@ class RootDir:
     directory or symlink.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, mkdir: Callable[[int, str], None] | None = None) -> None:
         self.fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # How `create` makes a missing directory (parent fd, name): a caller may record what it made.
+        self._mkdir = mkdir or _mkdir_0755
         self._cache_key: tuple[str, ...] | None = None
         self._cache: tuple[int, tuple[str, ...]] | None = None
 
@@ -136,7 +143,7 @@ class RootDir:
         except FileNotFoundError:
             if not create:
                 raise
-        os.mkdir(part, 0o755, dir_fd=fd)
+        self._mkdir(fd, part)
         return os.stat(part, dir_fd=fd, follow_symlinks=False)
 
     def _step(self, fd: int, part: str) -> int:

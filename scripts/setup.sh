@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(docker-registry skopeo umoci busybox-static apache2-utils uidmap buildah pigz util-linux tar gcc libc6-dev slirp4netns)
+packages=(docker-registry skopeo umoci busybox-static apache2-utils uidmap buildah pigz util-linux tar gcc libc6-dev slirp4netns libseccomp2)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -18,7 +18,7 @@ fi
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
 
 PYTHON=${PYTHON:-python3}
-if ! "$PYTHON" -c 'import builder.cli, pytest, jwt, cryptography, dockerfile_parse, hypothesis, isal, zstandard, httpx, packageurl, spdx_tools' >/dev/null 2>&1 \
+if ! "$PYTHON" -c 'import builder.cli, pytest, jwt, cryptography, dockerfile_parse, hypothesis, isal, zstandard, httpx, packageurl, spdx_tools, pyseccomp' >/dev/null 2>&1 \
    || [ "$("$PYTHON" -c 'import builder, os; print(os.path.dirname(os.path.dirname(os.path.abspath(builder.__file__))))' 2>/dev/null)" != "$PWD" ]; then
   echo "setup: installing wharfie (editable) and its test dependencies"
   "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test]'

@@ -3,12 +3,16 @@
 - `type=bind`: a directory or file of the context or of a stage/image, read
   only; with `rw` a scratch copy, so the step's writes are thrown away. The
   context is seen as COPY sees it: paths .dockerignore excludes are absent;
-- `type=cache`: a directory under `<cache-dir>/mounts/` that outlives the
-  build, keyed by `id` (default: the target). Two builds on one runner share
-  it safely through `flock`: `shared` takes a shared lock (only `locked`
-  users exclude each other), `locked` an exclusive one (waits), `private`
-  takes an exclusive lock without waiting and, when the directory is busy,
-  uses another instance of its own;
+- `type=cache`: a directory under `<cache-dir>/mounts/` (0700) that outlives
+  the build, keyed by `id` (default: the target). Inside the step it is
+  mounted nosuid,nodev (builder/execution/mount_plan.py); after it, nothing that could
+  raise privileges on the host is kept in it (`strip_privileges`: setuid and
+  setgid bits cleared, device nodes removed, by a descriptor walk that
+  follows no link). Two builds on one runner share it safely through
+  `flock`: `shared` takes a shared lock (only `locked` users exclude each
+  other), `locked` an exclusive one (waits), `private` takes an exclusive
+  lock without waiting and, when the directory is busy, uses another
+  instance of its own;
 - `type=secret`: the value of `--secret id=NAME` written to a scratch file
   with the mount's mode (0400) and owner, bound read-only at
   `/run/secrets/NAME` (or `target`). The value is never logged and, being a
@@ -27,6 +31,7 @@ import os
 import posixpath
 import re
 import shutil
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +43,8 @@ from builder.frontend import instructions as ins
 from builder.steps.copy import copy_tree, safe_join
 from oci.errors import WharfieError
 
-__all__ = ["MountError", "ResolvedMounts", "RunMounts", "SecretSource", "cache_dir_for", "parse_secret_flag"]
+__all__ = ["MountError", "ResolvedMounts", "RunMounts", "SecretSource", "cache_dir_for", "parse_secret_flag",
+           "strip_privileges"]
 
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -105,6 +111,7 @@ class RunMounts:
         # The context's .dockerignore: ignored paths are hidden from binds of the context.
         self._context_excluded = ignore.matches if ignore is not None and ignore.patterns else None
         self._locks: list[int] = []
+        self._caches: list[Path] = []
         self._count = 0
 
     def __enter__(self) -> ResolvedMounts:
@@ -121,6 +128,10 @@ class RunMounts:
         self._release()
 
     def _release(self) -> None:
+        # While the locks are still held, so a `locked` user of the cache never sees them.
+        for directory in self._caches:
+            strip_privileges(directory)
+        self._caches.clear()
         for fd in self._locks:
             os.close(fd)  # closing drops the flock
         self._locks.clear()
@@ -175,7 +186,9 @@ class RunMounts:
         if mount.from_:
             raise MountError("RUN --mount type=cache,from=... is not supported")
         base = cache_dir_for(self._cache_root, mount.id or target)
-        base.parent.mkdir(parents=True, exist_ok=True)
+        base.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if stat.S_IMODE(base.parent.stat().st_mode) & 0o077:
+            base.parent.chmod(0o700)  # no other host user reaches a cache while a step writes into it
         sharing = mount.sharing or "shared"
         if sharing == "private":
             directory = self._private_instance(base)
@@ -187,6 +200,7 @@ class RunMounts:
             directory.mkdir(mode=0o755)
             os.chmod(directory, mount.mode if mount.mode is not None else 0o755)
             os.chown(directory, mount.uid or 0, mount.gid or 0)
+        self._caches.append(directory)
         return directory
 
     def _private_instance(self, base: Path) -> Path:
@@ -253,6 +267,36 @@ def _excludes_below(root: Path, source: Path, excluded: Callable[[str], bool]) -
             if excluded(name if base == "." else f"{base}/{name}"):
                 return True
     return False
+
+
+def strip_privileges(directory: Path) -> None:
+    """Clear setuid/setgid bits of regular files and remove device nodes under `directory`.
+
+    A step wrote them (as root, or as root of a rootless build): kept in a cache directory on the
+    host, a setuid file would make any host user who reaches it that owner. os.fwalk walks by
+    descriptor and never follows a symlink; each file is opened with O_NOFOLLOW relative to its
+    directory's descriptor and changed through that descriptor.
+    """
+    for _, _, files, dir_fd in os.fwalk(directory, follow_symlinks=False):
+        for name in files:
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                    os.unlink(name, dir_fd=dir_fd)
+                elif stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                    _clear_set_id(dir_fd, name, st)
+            except FileNotFoundError:
+                continue
+
+
+def _clear_set_id(dir_fd: int, name: str, seen: os.stat_result) -> None:
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) == (seen.st_dev, seen.st_ino):
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
+    finally:
+        os.close(fd)
 
 
 def _secret_value(source: SecretSource) -> bytes | None:

@@ -1,34 +1,50 @@
 """Running one RUN step in the rootfs, in fresh namespaces, through util-linux `unshare`.
 
-The host side: it prepares the mount points a step needs (proc, dev, the
-host's resolv.conf and hosts), starts `unshare --mount --pid --ipc --uts
---fork` with builder/sandbox_enter.py as the namespace's first process, streams
-the step's output, and afterwards removes every mount point it had to create,
-as BuildKit's stub cleaner does, so none of them end up in the step's layer.
+The host side: it makes the step's mount plan (builder/mount_plan.py:
+docker's /proc, /dev and masks, the host's resolv.conf and hosts as copies,
+the step's RUN --mount binds and tmpfs), makes the mount points missing from
+the image by descriptor inside the rootfs (builder/mount_points.py), starts
+`unshare --mount --pid --ipc --uts --fork` with builder/sandbox_enter.py as
+the namespace's first process, streams the step's output, and afterwards
+removes the mount points it made, as BuildKit's stub cleaner does, so none
+of them ends up in the step's layer.
 
-Mount targets are resolved inside the rootfs first (`resolve_target`): the
-host side creates the mount points, and a symlink planted by an earlier step
-(`/run -> /etc`) must not lead it onto the host. With `RunSpec.overlay` the
-step runs on an overlay whose lower dir is the rootfs, mounted inside the
-step's own mount namespace, so it dies with the step (builder/run_step.py).
+Nothing here or in the namespace resolves a mount target through a host
+path: a symlink in the image, the context or a stage (`/run -> /etc`,
+`d/m -> /usr/bin/mount`) is followed inside the rootfs only, and the
+clean-up acts on the objects it made, by descriptor, whatever the step did
+to the paths. `unshare` is found once at start-up, and the namespace side
+runs no program at all before the step's. With `RunSpec.overlay` the step
+runs on an overlay whose lower dir is the rootfs, mounted inside the step's
+own mount namespace, so it dies with the step (builder/run_step.py).
+
+`-v debug` prints what a step gets: network mode, capability sets, seccomp
+profile and every mount with its flags.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from builder.execution.capabilities import DEFAULT_CAPS
+from builder.execution.capabilities import describe as describe_capabilities
+from builder.execution.mount_plan import ROOT_ATTRS, PlannedMount, describe_mount, prepared_here, step_mounts
+from builder.execution.mount_points import MountPointError, StubMaker, open_mount_point, remove_stubs
 from builder.execution.network import StepNetwork, step_resolv_conf
-from builder.steps.copy import safe_join
+from builder.execution.seccomp import describe as describe_seccomp
+from layers.securepath import RootDir
 from oci.errors import WharfieError
 
 __all__ = [
@@ -39,11 +55,15 @@ __all__ = [
     "RunSpec",
     "SandboxError",
     "Tmpfs",
-    "resolve_target",
     "run_in_sandbox",
 ]
 
-_ENTER = str(Path(__file__).with_name("sandbox_enter.py"))
+log = logging.getLogger("wharfie")
+
+# Fixed at start-up, before anything of a build is mounted anywhere: never looked up on PATH again.
+_UNSHARE = shutil.which("unshare")
+_ENTER_MODULE = __name__.rpartition(".")[0] + ".sandbox_enter"
+_PACKAGE_ROOT = str(Path(sys.modules[__name__.partition(".")[0]].__file__ or "").resolve().parent.parent)
 
 # Paths that are mounts during a step: their content never belongs in a layer.
 SANDBOX_IGNORED = ("proc", "dev", "sys", "etc/resolv.conf", "etc/hosts")
@@ -100,80 +120,43 @@ class RunFailed(WharfieError):
         super().__init__(f"exit {exit_code}")
 
 
-def resolve_target(root: Path, target: str) -> str:
-    """`target` as an absolute path inside `root` with every symlink resolved as the chroot would.
-
-    Mount points are created and mounted on the host side of the sandbox,
-    where a symlink in the image (`/run -> /etc`) would otherwise lead them
-    out of the rootfs.
-    """
-    resolved = safe_join(root, target, follow_last=True)
-    return "/" + str(resolved.relative_to(root)).lstrip(".").lstrip("/")
-
-
-def _prepare_stubs(root: Path, points: list[tuple[str, bool]]) -> list[Path]:
-    """Create the missing mount points (resolved targets, dir or file); return the ones created."""
-    created: list[Path] = []
-    for rel, is_dir in points:
-        path = root / rel.lstrip("/")
-        missing = [p for p in [path, *path.parents] if p != root and root in p.parents and not os.path.lexists(p)]
-        for part in reversed(missing):
-            try:
-                if part == path and not is_dir:
-                    part.touch()
-                else:
-                    part.mkdir()
-            except OSError as exc:
-                raise SandboxError(f"cannot make mount point {rel}: {exc.strerror}") from None
-            created.append(part)
-    return created
-
-
-def _remove_stubs(created: list[Path]) -> None:
-    for path in reversed(created):
-        parent_stat = path.parent.stat()
-        try:
-            if path.is_dir() and not path.is_symlink():
-                path.rmdir()
-            elif path.stat().st_size == 0:
-                path.unlink()
-            else:
-                continue
-        except OSError:
-            continue  # the step put something there: it is the step's now
-        os.utime(path.parent, ns=(parent_stat.st_atime_ns, parent_stat.st_mtime_ns))
-
-
-def _mounts(root: Path, spec: RunSpec, scratch: Path) -> tuple[list[dict[str, object]], list[tuple[str, bool]]]:
-    """The mounts for sandbox_enter (resolved targets), and the mount points they need."""
-    mounts: list[dict[str, object]] = []
+def _plan(spec: RunSpec, scratch: Path) -> list[PlannedMount]:
+    host_files = []
     for rel in _HOST_FILES:
         if os.path.exists(f"/{rel}"):
-            # A writable copy, as docker gives: a step may append to /etc/hosts,
-            # and the change dies with the step.
             copy = scratch / rel.replace("/", "_")
             shutil.copyfile(f"/{rel}", copy)
             if rel == "etc/resolv.conf":
                 copy.write_text(step_resolv_conf(spec.network, copy.read_text()))
-            mounts.append({"kind": "bind", "source": str(copy), "target": f"/{rel}", "readonly": False})
+            host_files.append((str(copy), f"/{rel}"))
+    binds = []
     for bind in spec.binds:
-        mounts.append({"kind": "bind", "source": bind.source, "target": bind.target, "readonly": bind.readonly})
-    for tmpfs in spec.tmpfs:
-        mounts.append({"kind": "tmpfs", "target": tmpfs.target, "size": tmpfs.size})
-    points: list[tuple[str, bool]] = [("/proc", True), ("/dev", True)]
-    for mount in mounts:
-        mount["target"] = resolve_target(root, str(mount["target"]))
-        if str(mount["target"]).startswith("/dev/"):
-            continue  # lands in the step's own /dev tmpfs: sandbox_enter makes the mount point there
-        is_dir = mount["kind"] == "tmpfs" or os.path.isdir(str(mount["source"]))
-        points.append((str(mount["target"]), is_dir))
-    return mounts, points
+        try:
+            is_dir = stat.S_ISDIR(os.stat(bind.source).st_mode)
+        except OSError as exc:
+            raise SandboxError(f"cannot mount {bind.source} at {bind.target}: {exc.strerror}") from None
+        binds.append((bind.source, bind.target, bind.readonly, is_dir))
+    return step_mounts(host_files, binds, [(t.target, t.size) for t in spec.tmpfs])
 
 
-def _payload(root: Path, spec: RunSpec, mounts: list[dict[str, object]], cwd: str) -> dict[str, object]:
+def _prepare_mount_points(root: Path, plan: list[PlannedMount], cwd: str, maker: StubMaker) -> None:
+    """Make the mount points missing from the image, by descriptor inside it, recording each as a stub."""
+    try:
+        with RootDir(root, mkdir=maker.mkdir) as rootdir:
+            for mount in plan:
+                if prepared_here(mount):
+                    os.close(open_mount_point(rootdir, mount.target, directory=mount.directory, maker=maker))
+            os.close(open_mount_point(rootdir, cwd, directory=True, maker=maker))
+    except MountPointError as exc:
+        raise SandboxError(str(exc)) from None
+    except OSError as exc:
+        raise SandboxError(f"cannot make the step's mount points: {exc.strerror or exc}") from None
+
+
+def _payload(root: Path, spec: RunSpec, plan: list[PlannedMount]) -> dict[str, object]:
     payload: dict[str, object] = {
-        "root": str(root), "argv": spec.argv, "env": spec.env, "cwd": cwd, "uid": spec.uid,
-        "gid": spec.gid, "groups": spec.groups, "mounts": mounts,
+        "root": str(root), "argv": spec.argv, "env": spec.env, "cwd": spec.cwd, "uid": spec.uid,
+        "gid": spec.gid, "groups": spec.groups, "mounts": [asdict(mount) for mount in plan],
     }
     if spec.overlay is not None:
         payload["root"] = str(spec.overlay.merged)
@@ -182,23 +165,43 @@ def _payload(root: Path, spec: RunSpec, mounts: list[dict[str, object]], cwd: st
     return payload
 
 
+def _log_confinement(spec: RunSpec, plan: list[PlannedMount]) -> None:
+    """`-v debug`: what the step gets, in the terms docker's defaults are given in."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    log.debug("sandbox: network: %s", spec.network)
+    log.debug("sandbox: capabilities: %s", describe_capabilities(spec.uid))
+    log.debug("sandbox: seccomp: %s", describe_seccomp(DEFAULT_CAPS))
+    root = "overlay" if spec.overlay is not None else "bind"
+    log.debug("sandbox: mount / %s %s", root, ",".join(ROOT_ATTRS))
+    for mount in plan:
+        log.debug("sandbox: mount %s", describe_mount(mount))
+
+
+def _enter_command(network: StepNetwork) -> list[str]:
+    if _UNSHARE is None:
+        raise SandboxError("the sandbox needs util-linux's unshare, which is not installed")
+    command = [_UNSHARE, "--mount", "--pid", "--ipc", "--uts", "--fork", "--kill-child", *network.unshare_flags]
+    # -I: no PYTHONPATH, no user site; the package root is put first explicitly.
+    start = f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from {_ENTER_MODULE} import main; main()"
+    return [*command, sys.executable, "-I", "-c", start]
+
+
 def run_in_sandbox(spec: RunSpec, *, output: Callable[[str], None] | None = None) -> None:
     """Run the step; raise `RunFailed` with the last lines of output when it exits non-zero."""
     root = spec.root.resolve()
     scratch = Path(tempfile.mkdtemp(prefix="wharfie-run-"))
-    created: list[Path] = []
+    stubs = StubMaker()
     try:
-        mounts, points = _mounts(root, spec, scratch)
-        cwd = resolve_target(root, spec.cwd)
-        created = _prepare_stubs(root, [*points, (cwd, True)])
+        plan = _plan(spec, scratch)
+        _prepare_mount_points(root, plan, spec.cwd, stubs)
+        _log_confinement(spec, plan)
         with StepNetwork(spec.network) as network:
-            command = ["unshare", "--mount", "--pid", "--ipc", "--uts", "--fork", "--kill-child",
-                       *network.unshare_flags, sys.executable, "-I", _ENTER]
             # On stdin, not argv: the step's environment may hold a secret, and argv is public in /proc.
-            payload = {**_payload(root, spec, mounts, spec.cwd), **network.enter_spec}
-            code, tail = _stream(command, json.dumps(payload).encode(), output, network)
+            payload = {**_payload(root, spec, plan), **network.enter_spec}
+            code, tail = _stream(_enter_command(network), json.dumps(payload).encode(), output, network)
     finally:
-        _remove_stubs(created)
+        remove_stubs(stubs.stubs)
         shutil.rmtree(scratch, ignore_errors=True)
     if code != 0:
         raise RunFailed(code, tail)

@@ -1,135 +1,143 @@
-"""The in-namespace half of the sandbox: set up mounts, pivot into the rootfs, drop privileges, exec.
+"""The in-namespace half of the sandbox: mount the plan, pivot into the rootfs, confine, exec.
 
 Runs as PID 1 of fresh mount/pid/ipc/uts namespaces made by util-linux
-`unshare` (see builder/sandbox.py), before the step's command. The few things no
-command-line tool can do from inside the new root (pivot_root, umount2 of the
-old root, dropping capabilities from the bounding set) are single syscalls made
-through ctypes; everything else uses `mount`.
+`unshare` (see builder/sandbox.py), before the step's command, with every
+capability of its user namespace: so it never runs another program and
+never mounts onto a path. Each mount of the plan (builder/mount_plan.py) is
+made with syscalls (builder/mount_api.py) onto a descriptor of its mount
+point, found inside the rootfs right before that mount by secure resolution
+(builder/mount_points.py): a symlink in the image, the context, a stage or
+an earlier mount is followed as the chroot would, never out of the rootfs.
+A mount point missing from the image was made by the host side; one inside
+an earlier mount (a tmpfs, /dev, a bind) is made here, and one that would
+have to be made in the image through an earlier mount's symlink is refused.
+
+Then, as runc does: pivot_root, a fresh session keyring (builder/keyring.py),
+the five capability sets and no_new_privs (builder/capabilities.py), and
+docker's seccomp profile (builder/seccomp.py) as the last thing before exec.
 
 It reads one JSON spec on stdin (argv is readable by anyone in /proc) and
-gives the step /dev/null instead. It must import everything it needs before
-the pivot, because the host's Python library is out of reach afterwards.
-
-Hardening beyond the namespaces, as docker does it: the rootfs and /dev are
-mounted `nodev` (CAP_MKNOD is kept, but a device node the step makes cannot
-be opened), /proc's kernel knobs are read-only or masked, and capabilities
-outside docker's default set are dropped from the bounding set.
+gives the step /dev/null instead. Everything it needs is imported before the
+pivot: the host's Python library is out of reach afterwards.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import os
-import platform
-import subprocess
+import stat
 import sys
 from typing import Any
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "s390x": 217, "riscv64": 41}
-_MNT_DETACH = 2
-_PR_CAPBSET_DROP = 24
-# Docker's default capability set for RUN; everything else is dropped so a step
-# running as root cannot mount, load modules or reach the host.
-_KEEP_CAPS = {0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31}  # chown dac_override fowner fsetid kill setgid setuid setpcap net_bind_service net_raw sys_chroot mknod audit_write setfcap
-_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
-_PROC_READONLY = ("bus", "fs", "irq", "sys", "sysrq-trigger")
-_PROC_MASKED = ("acpi", "kcore", "keys", "latency_stats", "timer_list", "timer_stats", "sched_debug", "scsi")
+import pyseccomp  # type: ignore[import-untyped]
+
+from builder import mount_api
+from builder.execution.capabilities import DEFAULT_CAPS, NO_NEW_PRIVS, apply_step_capabilities, last_cap
+from builder.execution.keyring import join_fresh_session_keyring
+from builder.execution.mount_api import attributes
+from builder.execution.mount_plan import ROOT_ATTRS, PlannedMount
+from builder.execution.mount_points import MountPointError, StubMaker, mount_id, open_mount_point
+from builder.execution.seccomp import build_filter
+from layers.securepath import RootDir
+from oci.errors import WharfieError
+
+__all__ = ["main"]
+
+_SETUP_FAILED = 125
 
 
-def _mount(*args: str) -> None:
-    subprocess.run(["mount", *args], check=True)
+def _mount_root(spec: dict[str, Any]) -> int:
+    """Make the step's root a mount of its own (an overlay on the rootfs, or the rootfs bound on itself).
 
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def _setup_dev(root: str) -> None:
-    dev = os.path.join(root, "dev")
-    _mount("-t", "tmpfs", "-o", "nosuid,nodev,mode=0755,size=65536k", "tmpfs", dev)
-    for name in _DEVICES:
-        target = os.path.join(dev, name)
-        open(target, "w").close()
-        _mount("--bind", f"/dev/{name}", target)
-    for sub in ("pts", "shm"):
-        os.mkdir(os.path.join(dev, sub))
-    _mount("-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=0620,nosuid,noexec", "devpts", os.path.join(dev, "pts"))
-    _mount("-t", "tmpfs", "-o", "nosuid,nodev,mode=1777", "shm", os.path.join(dev, "shm"))
-    for link, target in (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
-        os.symlink(target, os.path.join(dev, link))
-
-
-def _mount_one(root: str, mount: dict[str, object]) -> None:
-    target = os.path.join(root, str(mount["target"]).lstrip("/"))
-    if str(mount["target"]).startswith("/dev/") and not os.path.lexists(target):
-        # Inside the step's /dev tmpfs (a heredoc script at /dev/pipes/NAME, as BuildKit puts it).
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        if mount["kind"] == "tmpfs" or os.path.isdir(str(mount.get("source", ""))):
-            os.mkdir(target)
-        else:
-            open(target, "w").close()
-    if mount["kind"] == "tmpfs":
-        size = f",size={mount['size']}" if mount.get("size") else ""
-        _mount("-t", "tmpfs", "-o", f"nosuid,nodev{size}", "tmpfs", target)
-        return
-    _mount("--bind", str(mount["source"]), target)
-    if mount.get("readonly"):
-        _mount("-o", "remount,bind,ro", target)
-
-
-def _mask_proc(proc: str) -> None:
-    """Docker's masked and read-only /proc paths: a root step must not reach the host kernel through them."""
-    for rel in _PROC_READONLY:
-        path = os.path.join(proc, rel)
-        if os.path.exists(path):
-            _mount("--bind", path, path)
-            _mount("-o", "remount,bind,ro,nosuid,nodev,noexec", path)
-    for rel in _PROC_MASKED:
-        path = os.path.join(proc, rel)
-        if os.path.isdir(path):
-            _mount("-t", "tmpfs", "-o", "ro,nosuid,nodev,noexec,size=0", "tmpfs", path)
-        elif os.path.exists(path):
-            _mount("--bind", "/dev/null", path)
-
-
-def _mount_root(spec: dict[str, Any]) -> str:
-    """Make the step's root a mount of its own (an overlay on the rootfs, or the rootfs bound on itself)."""
+    Returns a descriptor of the new mount's root: everything after is resolved from it.
+    """
     root = str(spec["root"])
+    attrs = attributes(ROOT_ATTRS)
     overlay = spec.get("overlay")
     if isinstance(overlay, dict):
-        options = f"lowerdir={overlay['lower']},upperdir={overlay['upper']},workdir={overlay['work']}"
-        options += ",userxattr" if overlay["userxattr"] else ",redirect_dir=off,metacopy=off,index=off"
-        _mount("-t", "overlay", "-o", options + ",nodev", "overlay", root)
+        options: dict[str, str | None] = {"lowerdir": overlay["lower"], "upperdir": overlay["upper"],
+                                          "workdir": overlay["work"]}
+        if overlay["userxattr"]:
+            options["userxattr"] = None
+        else:
+            options.update({"redirect_dir": "off", "metacopy": "off", "index": "off"})
+        mount_fd = mount_api.new_filesystem("overlay", options, attrs)
     else:
-        # Bound onto itself so that everything mounted below it (proc, dev, binds)
-        # lands inside the mount that pivot_root moves.
-        _mount("--rbind", root, root)
-        # nodev: a device node the step makes (CAP_MKNOD is kept, as docker does)
-        # cannot be opened, so root in the step cannot reach the host's disks.
-        _mount("-o", "remount,bind,nodev", root)
-    return root
+        mount_fd = mount_api.clone_tree(root)
+        mount_api.set_attributes(mount_fd, attrs)
+    target = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # wharfie's own work directory
+    try:
+        mount_api.attach(mount_fd, target)
+    finally:
+        os.close(target)
+    return mount_fd
 
 
-def _pivot(root: str) -> None:
-    # runc's trick: pivot_root(".", ".") stacks the old root on the new one, then
-    # a lazy unmount of "." removes it, leaving no path back to the host.
-    os.chdir(root)
-    _check(_libc.syscall(_SYS_PIVOT_ROOT[platform.machine()], b".", b"."), "pivot_root")
-    _check(_libc.umount2(b".", _MNT_DETACH), "umount old root")
-    os.chdir("/")
+def _make_symlink(root: RootDir, mount: PlannedMount, maker: StubMaker) -> None:
+    parent, _, name = mount.target.rpartition("/")
+    parent_fd = open_mount_point(root, parent or "/", directory=True, maker=maker)
+    try:
+        os.symlink(mount.source, name, dir_fd=parent_fd)
+    finally:
+        os.close(parent_fd)
 
 
-def _drop_capabilities() -> None:
-    for cap in range(64):
-        ok = cap in _KEEP_CAPS or _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) == 0
-        if not ok and ctypes.get_errno() == 22:  # EINVAL: past the kernel's last capability
-            break
+def _new_mount(mount: PlannedMount, target_fd: int, attrs: int) -> int:
+    """A detached mount for `mount`, its flags already set."""
+    if mount.kind == "bind":
+        mount_fd = mount_api.clone_tree(mount.source)
+    elif mount.kind == "readonly":
+        mount_fd = mount_api.clone_tree_at(target_fd)
+    elif mount.kind == "mask" and stat.S_ISDIR(os.fstat(target_fd).st_mode):
+        return mount_api.new_filesystem("tmpfs", {"size": "0"}, attrs)
+    elif mount.kind == "mask":
+        mount_fd = mount_api.clone_tree("/dev/null")
+    else:
+        return mount_api.new_filesystem(mount.kind, dict(mount.options), attrs)
+    try:
+        mount_api.set_attributes(mount_fd, attrs)
+    except BaseException:
+        os.close(mount_fd)
+        raise
+    return mount_fd
+
+
+def _mount_one(root: RootDir, mount: PlannedMount, maker: StubMaker) -> None:
+    if mount.kind == "symlink":
+        _make_symlink(root, mount, maker)
+        return
+    try:
+        target_fd = open_mount_point(root, mount.target, directory=mount.directory,
+                                     maker=None if mount.optional else maker)
+    except MountPointError:
+        if mount.optional:
+            return
+        raise
+    try:
+        mount_fd = _new_mount(mount, target_fd, attributes(mount.attrs))
+        try:
+            mount_api.attach(mount_fd, target_fd)
+        finally:
+            os.close(mount_fd)
+    except OSError as exc:
+        raise MountPointError(f"cannot mount {mount.target}: {exc.strerror or exc}") from None
+    finally:
+        os.close(target_fd)
+
+
+def _mount_plan(root_fd: int, plan: list[PlannedMount]) -> None:
+    root_mount = mount_id(root_fd)
+
+    def refuse(parent_fd: int, name: str) -> str | None:
+        if mount_id(parent_fd) == root_mount:
+            return (f"mount point {name!r} is missing from the image and reached through a symlink "
+                    "inside an earlier mount: refused")
+        return None
+
+    maker = StubMaker(record=False, refuse=refuse)
+    with RootDir(f"/proc/self/fd/{root_fd}", mkdir=maker.mkdir) as root:
+        for mount in plan:
+            _mount_one(root, mount, maker)
 
 
 def _switch_user(spec: dict[str, Any]) -> None:
@@ -146,7 +154,7 @@ def _switch_user(spec: dict[str, Any]) -> None:
     except OSError as exc:
         print(f"wharfie: cannot switch to uid {spec['uid']} gid {spec['gid']}: {exc.strerror} "
               "(is that id mapped in this user namespace?)", file=sys.stderr)
-        sys.exit(125)
+        sys.exit(_SETUP_FAILED)
 
 
 def _setgroups_allowed() -> bool:
@@ -158,7 +166,7 @@ def _setgroups_allowed() -> bool:
 
 
 def _await_network(sync: dict[str, int] | None) -> None:
-    """Tell the host our network namespace exists; wait until slirp4netns has configured it (builder/network.py)."""
+    """Tell the host our network namespace exists; wait until slirp4netns has configured it (builder/execution/network.py)."""
     if sync is None:
         return
     os.write(sync["ready_fd"], b"1")
@@ -169,6 +177,25 @@ def _await_network(sync: dict[str, int] | None) -> None:
         print("wharfie: the step's network could not be set up", file=sys.stderr)
         sys.exit(125)
 
+def _confine(spec: dict[str, Any]) -> pyseccomp.SyscallFilter:
+    """Everything up to, not including, loading the seccomp filter."""
+    # Built while the host's files are reachable; loaded last, just before exec.
+    seccomp_filter = build_filter(DEFAULT_CAPS, no_new_privs=NO_NEW_PRIVS)
+    top = last_cap()
+    pivot_root_nr = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, "pivot_root")
+    mount_api.make_rprivate()
+    root_fd = _mount_root(spec)
+    try:
+        _mount_plan(root_fd, [PlannedMount.from_json(mount) for mount in spec["mounts"]])
+        os.fchdir(root_fd)
+    finally:
+        os.close(root_fd)
+    mount_api.pivot_root_here(pivot_root_nr)
+    join_fresh_session_keyring()
+    os.chdir(spec["cwd"])
+    apply_step_capabilities(top, lambda: _switch_user(spec))
+    return seccomp_filter
+
 
 def main() -> None:
     spec = json.load(sys.stdin)  # the spec comes on stdin; the step itself gets /dev/null
@@ -176,18 +203,13 @@ def main() -> None:
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    _mount("--make-rprivate", "/")
-    root = _mount_root(spec)
-    proc = os.path.join(root, "proc")
-    _mount("-t", "proc", "-o", "nosuid,nodev,noexec", "proc", proc)
-    _mask_proc(proc)
-    _setup_dev(root)
-    for mount in spec["mounts"]:
-        _mount_one(root, mount)
-    _pivot(root)
-    _drop_capabilities()
-    os.chdir(spec["cwd"])
-    _switch_user(spec)
+    try:
+        seccomp_filter = _confine(spec)
+    except (OSError, WharfieError) as exc:
+        print(f"wharfie: sandbox set-up failed: {exc}", file=sys.stderr)
+        sys.exit(_SETUP_FAILED)
+    os.closerange(3, 1 << 16)  # nothing of the set-up reaches the step, even by mistake
+    seccomp_filter.load()
     argv = spec["argv"]
     try:
         os.execvpe(argv[0], argv, spec["env"])

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field, replace
 from builder.frontend import dockerfile
 from builder.frontend import instructions as ins
 from builder.frontend.expansion import expand_instruction
-from builder.frontend.shell import ExpansionError, Lexer
 from builder.frontend.secret_names import secret_name_warnings
+from builder.frontend.shell import ExpansionError, Lexer
 from oci.errors import DockerfileError
 
 __all__ = [

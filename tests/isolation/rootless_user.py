@@ -41,12 +41,12 @@ class BuildUser:
         return self.home / "tmp"
 
     def run(self, args: Sequence[str], *, env: dict[str, str] | None = None, timeout: int = 600,
-            prelude: str = "") -> subprocess.CompletedProcess[str]:
-        """Run `python -m builder ARGS` as this user, from its home (`prelude`: shell run as root first, in
-        the command's private mount namespace)."""
+            prelude: str = "", module: str = "builder") -> subprocess.CompletedProcess[str]:
+        """Run `python -m builder ARGS` (or another module) as this user, from its home (`prelude`: shell
+        run as root first, in the command's private mount namespace)."""
         prefix = Path(sys.prefix)
         inner = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--",
-                 sys.executable, "-m", "builder", *args]
+                 sys.executable, "-m", module, *args]
         script = "set -e\n" + prelude
         if str(prefix).startswith("/root/"):
             keep = Path("/root") / prefix.relative_to("/root").parts[0]

@@ -196,6 +196,5 @@ def test_default_network_outside_a_container_without_tun_stays_refused(monkeypat
     monkeypatch.setattr(net, "_TUN", "/nonexistent/tun")
     monkeypatch.setattr(net, "container_evidence", lambda: None)
     assert net.step_network_mode(None, build_mode="default", host_allowed=False, where="Dockerfile:2") == "default"
-    with pytest.raises(net.NetworkError, match="needs /nonexistent/tun"):
-        with net.StepNetwork("default"):
-            pass
+    with pytest.raises(net.NetworkError, match="needs /nonexistent/tun"), net.StepNetwork("default"):
+        pass

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.frontend import instructions as ins
 from builder.context.dockerignore import IgnoreMatcher
 from builder.execution.run_mounts import MountError, RunMounts
+from builder.frontend import instructions as ins
 from fixtures.readback import read_back, run_wharfie, tree_of
 from fixtures.registry import Registry
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.steps.copy import write_heredocs
 from builder.frontend.dockerfile import parse
 from builder.frontend.heredoc import Heredoc
+from builder.steps.copy import write_heredocs
 from fixtures.readback import run_wharfie
 from oci.errors import DockerfileError
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.frontend.secret_names import looks_like_secret
 from builder.frontend.plan import parse_dockerfile
+from builder.frontend.secret_names import looks_like_secret
 from fixtures.readback import run_wharfie
 
 # Names from BuildKit's rule documentation and its tests, with the verdict BuildKit gives.
