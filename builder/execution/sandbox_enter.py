@@ -31,7 +31,7 @@ from typing import Any
 
 import pyseccomp  # type: ignore[import-untyped]
 
-from builder import mount_api
+from builder.execution import mount_api
 from builder.execution.capabilities import DEFAULT_CAPS, NO_NEW_PRIVS, apply_step_capabilities, last_cap
 from builder.execution.keyring import join_fresh_session_keyring
 from builder.execution.mount_api import attributes

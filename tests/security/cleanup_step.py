@@ -2,7 +2,7 @@
 
 Run as `python -m cleanup_step WORKDIR VICTIM` (tests/security on the path):
 as root directly, as a non-root user it first re-enters itself in a user
-namespace the way a rootless build does (builder/rootless.py). It makes a
+namespace the way a rootless build does (builder/execution/rootless.py). It makes a
 small rootfs under WORKDIR, mounts a directory and a file at /d/x and /d/y
 (wharfie makes /d, /d/x and /d/y: the image has none), and the step runs
 `mv /d /moved && ln -s VICTIM /d`. A clean-up that removed its stubs by path
@@ -17,10 +17,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from builder.isolation import Isolation
-from builder.rootless import unshare_command
-from builder.run_step import run_step
-from builder.sandbox import SANDBOX_IGNORED, Bind, RunSpec
+from builder.execution.isolation import Isolation
+from builder.execution.rootless import unshare_command
+from builder.execution.run_step import run_step
+from builder.execution.sandbox import SANDBOX_IGNORED, Bind, RunSpec
 
 _INSIDE = "WHARFIE_CLEANUP_STEP_INSIDE"
 
@@ -39,7 +39,7 @@ def main(work: Path, victim: str) -> None:
     (sources / "dir").mkdir(parents=True)
     (sources / "file").write_text("mounted\n")
     spec = RunSpec(root=root, argv=["/bin/sh", "-c", f"mv /d /moved && ln -s {victim} /d"], env={"PATH": "/bin"},
-                   binds=(Bind(str(sources / "dir"), "/d/x"), Bind(str(sources / "file"), "/d/y")))
+                   network="none", binds=(Bind(str(sources / "dir"), "/d/x"), Bind(str(sources / "file"), "/d/y")))
     with run_step(spec, isolation=Isolation("sandbox", snapshotter="walk"), scratch=scratch,
                   ignore=SANDBOX_IGNORED, snapshot_mode="redo", output=print) as outcome:
         print("changes:", *sorted(change.path for change in outcome.changes))

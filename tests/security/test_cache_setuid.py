@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 
 from attack import Attacker
-from builder.run_mounts import strip_privileges
+from builder.execution.run_mounts import strip_privileges
 
 
 def _privileged_files(top: Path) -> list[str]:
