@@ -96,7 +96,8 @@ def _args(case: Case, base: str) -> dict[str, str]:
     return {"BASE": base, **case.build_args}
 
 
-def build_wharfie(case: Case, context: Path, workdir: Path, *, base: str) -> CaseResult:
+def build_wharfie(case: Case, context: Path, workdir: Path, *, base: str, tmpdir: Path) -> CaseResult:
+    """`tmpdir`: the builds' $TMPDIR (they run in the background, across tests: not any one test's)."""
     start = time.monotonic()
     layout = workdir / "wharfie-layout"
     args = ["build", str(context), "--no-push", "--oci-layout-path", str(layout), "--cache-dir",
@@ -105,7 +106,7 @@ def build_wharfie(case: Case, context: Path, workdir: Path, *, base: str) -> Cas
         args += ["--build-arg", f"{key}={value}"]
     if case.target:
         args += ["--target", case.target]
-    result = run_wharfie(*args)
+    result = run_wharfie(*args, env={"TMPDIR": str(tmpdir)})
     if result.returncode != 0:
         return CaseResult(error=f"wharfie build failed ({result.returncode}): {result.stderr.strip()[-2000:]}",
                           seconds=time.monotonic() - start)

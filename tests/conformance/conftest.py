@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,6 +47,8 @@ class Builds:
         self.buildah = buildah
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="conformance")
         self.futures: dict[str, tuple[Future[CaseResult], Future[CaseResult] | None]] = {}
+        self.tmpdir = workdir / "tmp"  # the builds' $TMPDIR, checked empty at the end
+        self.tmpdir.mkdir(exist_ok=True)
         self.started = time.monotonic()
 
     def start(self, names: list[str]) -> None:
@@ -60,7 +61,7 @@ class Builds:
                 shutil.rmtree(case_dir)
             case_dir.mkdir()
             context = prepare_context(case, case_dir / "context")
-            wharfie = self.pool.submit(build_wharfie, case, context, case_dir, base=self.base)
+            wharfie = self.pool.submit(build_wharfie, case, context, case_dir, base=self.base, tmpdir=self.tmpdir)
             buildah = None
             if case.wharfie_only is None:
                 buildah = self.pool.submit(build_buildah, case, context, case_dir, base=self.base,
@@ -86,11 +87,12 @@ class Builds:
 
 
 @pytest.fixture(scope="session")
-def conformance_builds(request: pytest.FixtureRequest, busybox_ref: str) -> Iterator[Builds]:
+def conformance_builds(request: pytest.FixtureRequest, busybox_ref: str,
+                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builds]:
     cases = {case.name: case for case in load_cases(CASES_DIR)}
-    with tempfile.TemporaryDirectory(prefix="wharfie-conformance-") as tmp, Buildah() as buildah:
+    with Buildah() as buildah:
         buildah.pull(busybox_ref)
-        workdir = Path(KEEP) if KEEP else Path(tmp)
+        workdir = Path(KEEP) if KEEP else tmp_path_factory.mktemp("conformance")
         workdir.mkdir(parents=True, exist_ok=True)
         builds = Builds(cases, workdir, busybox_ref, buildah)
         builds.start([n for n in request.config.stash.get(_SELECTED, []) if n in cases])
@@ -99,6 +101,10 @@ def conformance_builds(request: pytest.FixtureRequest, busybox_ref: str) -> Iter
         finally:
             builds.close()
             request.config.stash[_TIMES] = builds.times()
+        left = [name for name in os.listdir(builds.tmpdir) if name.startswith("wharfie")]
+        assert not left, f"conformance builds left {left} in their $TMPDIR"
+        if not KEEP:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
