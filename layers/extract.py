@@ -13,21 +13,30 @@ Semantics are the OCI image-spec's and docker's:
 - names are resolved by `securepath.RootDir`: never outside the root.
 Directory modes and times are applied at the end, since writing children
 changes a directory's mtime and a read-only directory would refuse them.
+Metadata always goes to the object that was created, by descriptor
+(`restore`): a deferred directory is remembered by (st_dev, st_ino) and
+found again by `RootDir.open_exact`, which follows no symlink. If a later
+entry replaced it (a symlink to a host file, a plain file, a hard link),
+its pending mode and times are dropped, not an error: the directory is no
+longer part of the tree, and "an entry replaces whatever is at its path"
+is how docker applies layers too.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
 import stat
 import tarfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, Self
 
 from layers.compress import open_decompressed
-from layers.restore import MetadataRestorer, entry_mtime_ns, set_times
+from layers.restore import MetadataRestorer, entry_mtime_ns
 from layers.securepath import RootDir, clean_entry_name
 from layers.tarheaders import OPAQUE_MARKER, WHITEOUT_PREFIX
 from oci.digest import CHUNK
@@ -41,6 +50,9 @@ _ZEROS = bytes(CHUNK)
 _HOLE_MIN = 4096  # zero runs shorter than a block are written, not skipped
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_OPEN_DIR_PATH = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_OPEN_NODE = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC  # never open a device for real
+_GONE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})  # O_NOFOLLOW|O_DIRECTORY on a replaced name
 MAX_METADATA_RECORD = 1 << 20  # Go's archive/tar limit too: no sane name or xattr set comes near it
 _METADATA_TYPES = frozenset({tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
                              tarfile.GNUTYPE_LONGLINK})
@@ -53,6 +65,7 @@ def extract_layer(
     compression: str = "auto",
     same_owner: bool | None = None,
     owners: dict[str, tuple[int, int]] | None = None,
+    owner: tuple[int, int] | None = None,
     whiteouts: bool = True,
     select: Callable[[str], bool] | None = None,
 ) -> None:
@@ -60,16 +73,18 @@ def extract_layer(
 
     `same_owner`: apply the entries' uid/gid (default: when running as root).
     Ownership that is not applied is recorded in `owners` (relative path ->
-    (uid, gid)) when a dict is given. `whiteouts=False` unpacks a plain archive
-    (ADD): `.wh.*` names are ordinary files there. `select`, given an entry's
-    relative path, says whether to extract it at all (a partial tree for a
-    `COPY --from`). Raises `UnsafePathError` for entries that try to leave
-    the root, `WharfieError` for a corrupt layer.
+    (uid, gid)) when a dict is given. `owner` (uid, gid) replaces every
+    entry's own (ADD --chown), applied or recorded the same way.
+    `whiteouts=False` unpacks a plain archive (ADD): `.wh.*` names are
+    ordinary files there. `select`, given an entry's relative path, says
+    whether to extract it at all (a partial tree for a `COPY --from`).
+    Raises `UnsafePathError` for entries that try to leave the root,
+    `WharfieError` for a corrupt layer.
     """
     if same_owner is None:
         same_owner = os.geteuid() == 0
     Path(root).mkdir(parents=True, exist_ok=True)
-    restorer = MetadataRestorer(same_owner=same_owner, owners=owners)
+    restorer = MetadataRestorer(same_owner=same_owner, owners=owners, owner=owner)
     with open_decompressed(blob, compression) as stream, _Extractor(root, restorer, whiteouts) as extractor:
         try:
             for member, tar in _members(stream):
@@ -105,13 +120,26 @@ def _members(stream: BinaryIO) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFil
         raise WharfieError(f"corrupt layer: {exc}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class _PendingDir:
+    """A directory's mode and mtime to apply at the end, and which directory it was."""
+
+    dev: int
+    ino: int
+    mode: int | None  # None: a directory the layer does not list, only its mtime is kept
+    mtime_ns: int
+
+    def is_(self, st: os.stat_result) -> bool:
+        return (st.st_dev, st.st_ino) == (self.dev, self.ino)
+
+
 class _Extractor:
     def __init__(self, root: Path, restorer: MetadataRestorer, whiteouts: bool = True) -> None:
         self._root = RootDir(root)
         self._whiteouts = whiteouts
         self._restorer = restorer
         self._upper: set[str] = set()  # resolved paths this layer created, and their ancestors
-        self._dir_meta: dict[str, tuple[int | None, int]] = {}  # dir -> (mode or None, mtime_ns), applied last
+        self._dir_meta: dict[str, _PendingDir] = {}  # resolved dir path -> what finish() applies
 
     def __enter__(self) -> Self:
         return self
@@ -142,7 +170,7 @@ class _Extractor:
             self._make_file(parent_fd, base, rel, member, tar)
         elif member.issym():
             os.symlink(member.linkname, base, dir_fd=parent_fd)
-            self._restorer.apply(parent_fd, base, rel, member)
+            self._restorer.apply_symlink(parent_fd, base, rel, member)
         elif member.islnk():
             self._make_hardlink(parent_fd, base, member)
         elif not self._make_node(parent_fd, base, rel, member):
@@ -154,22 +182,33 @@ class _Extractor:
         self._root.invalidate()
         # Deepest first: a parent made read-only must not block reaching its children.
         for rel in sorted(self._dir_meta, key=lambda path: path.count("/") if path else -1, reverse=True):
-            mode, mtime_ns = self._dir_meta[rel]
+            pending = self._dir_meta[rel]
             parts = rel.split("/") if rel else []
+            fd = self._reopen_dir(parts)
+            if fd is None:
+                continue
             try:
-                fd, _ = self._root.resolve_dir(parts[:-1], create=False, name=rel)
-            except (FileNotFoundError, NotADirectoryError):
-                continue  # removed by a later whiteout in this layer
-            try:
-                base = parts[-1] if parts else "."
-                if mode is not None:
-                    os.chmod(base, mode, dir_fd=fd)
-                set_times(fd, base, mtime_ns)
-            except FileNotFoundError:
-                pass
+                if pending.is_(os.fstat(fd)):
+                    self._restorer.apply_dir_deferred(fd, pending.mode, pending.mtime_ns)
+                else:
+                    log.debug("layer entry %r was replaced: its directory metadata is not applied", rel)
             finally:
-                if fd != self._root.fd:
-                    os.close(fd)
+                os.close(fd)
+
+    def _reopen_dir(self, parts: list[str]) -> int | None:
+        """The directory now at exactly `parts` (no symlink followed), or None if there is none."""
+        parent_fd = self._root.open_exact(parts[:-1])
+        if parent_fd is None:
+            return None
+        try:
+            return _open_dir(parent_fd, parts[-1] if parts else ".")
+        except OSError as exc:
+            if exc.errno in _GONE:
+                return None
+            raise
+        finally:
+            if parent_fd != self._root.fd:
+                os.close(parent_fd)
 
     # -- entry kinds -------------------------------------------------------------------------
 
@@ -178,8 +217,13 @@ class _Extractor:
             os.mkdir(base, 0o700, dir_fd=parent_fd)  # owner-writable until finish() sets the real mode
         except FileExistsError:
             pass
-        self._restorer.apply(parent_fd, base, rel, member, times=False, mode=False)
-        self._dir_meta[rel] = (stat.S_IMODE(member.mode), entry_mtime_ns(member))
+        fd = _open_dir(parent_fd, base)
+        try:
+            st = os.fstat(fd)
+            self._restorer.apply(fd, rel, member, times=False, mode=False)
+        finally:
+            os.close(fd)
+        self._dir_meta[rel] = _PendingDir(st.st_dev, st.st_ino, stat.S_IMODE(member.mode), entry_mtime_ns(member))
 
     def _make_file(self, parent_fd: int, base: str, rel: str, member: tarfile.TarInfo,
                    tar: tarfile.TarFile) -> None:
@@ -188,9 +232,9 @@ class _Extractor:
             source = tar.extractfile(member)
             if source is not None:
                 _copy_sparse(source, fd, member.size)
+            self._restorer.apply(fd, rel, member)
         finally:
             os.close(fd)
-        self._restorer.apply(parent_fd, base, rel, member)
 
     def _make_hardlink(self, parent_fd: int, base: str, member: tarfile.TarInfo) -> None:
         target = clean_entry_name(member.linkname, what=f"hard link target of {member.name!r}")
@@ -219,7 +263,13 @@ class _Extractor:
         except PermissionError:
             log.warning("skipping device node %r: not permitted to create it here", member.name)
             return False
-        self._restorer.apply(parent_fd, base, rel, member)
+        fd = os.open(base, _OPEN_NODE, dir_fd=parent_fd)
+        try:
+            if stat.S_IFMT(os.fstat(fd).st_mode) != kind:
+                raise WharfieError(f"layer entry {member.name!r}: replaced while being created")
+            self._restorer.apply(fd, rel, member)
+        finally:
+            os.close(fd)
         return True
 
     # -- whiteouts ---------------------------------------------------------------------------
@@ -279,13 +329,27 @@ class _Extractor:
         # Creating or removing an entry bumps its directory's mtime; a directory the layer
         # does not list must keep the time it had.
         rel = "/".join(parent)
-        if rel not in self._dir_meta:
-            self._dir_meta[rel] = (None, os.stat(parent_fd).st_mtime_ns)
+        st = os.fstat(parent_fd)
+        pending = self._dir_meta.get(rel)
+        if pending is None or not pending.is_(st):
+            self._dir_meta[rel] = _PendingDir(st.st_dev, st.st_ino, None, st.st_mtime_ns)
 
     def _mark_upper(self, rel: str) -> None:
         while rel and rel not in self._upper:
             self._upper.add(rel)
             rel = rel.rpartition("/")[0]
+
+
+def _open_dir(parent_fd: int, base: str) -> int:
+    """A descriptor of the directory `base` itself (O_NOFOLLOW: a symlink there fails, ELOOP/ENOTDIR).
+
+    Read-only when we may read it, else `O_PATH` (a directory of a lower layer
+    whose mode lacks u+r, met when not root); `restore` handles both.
+    """
+    try:
+        return os.open(base, _OPEN_DIR, dir_fd=parent_fd)
+    except PermissionError:
+        return os.open(base, _OPEN_DIR_PATH, dir_fd=parent_fd)
 
 
 def _supported(member: tarfile.TarInfo) -> bool:

@@ -15,6 +15,11 @@ well-formed image needs it and it is the classic escape shape.
 Every component is opened with `O_NOFOLLOW` relative to its parent's file
 descriptor, so even a symlink that appears between our check and our use
 makes the operation fail instead of escaping.
+
+`open_exact` is the stricter walk for coming back to something already
+created (a directory whose mode and times are applied at the end of a
+layer): it follows no symlink at all, so a name that has been replaced by a
+link since is reported as gone rather than resolved to something else.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import errno
 import os
 import stat
 from collections import deque
+from collections.abc import Sequence
 from typing import Self
 
 from oci.errors import UnsafePathError
@@ -31,6 +37,8 @@ __all__ = ["MAX_SYMLINKS", "RootDir", "clean_entry_name"]
 
 MAX_SYMLINKS = 40  # what Linux allows in one path resolution (ELOOP beyond)
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# What opening a name with O_NOFOLLOW|O_DIRECTORY answers when it is gone, a symlink or no directory.
+_REPLACED = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
 
 
 def clean_entry_name(unsafe_name: str, *, what: str = "layer entry") -> list[str]:
@@ -129,6 +137,28 @@ class RootDir:
                 os.close(fd)
             raise
         return fd, tuple(resolved)
+
+    def open_exact(self, parts: Sequence[str]) -> int | None:
+        """An `O_PATH` descriptor of the directory at exactly `parts`, following no symlink.
+
+        None when a component is missing, a symlink or not a directory: what
+        was there has been replaced. The caller owns the descriptor unless it
+        is `self.fd` (empty `parts`).
+        """
+        fd = self.fd
+        for part in parts:
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno not in _REPLACED:
+                    raise
+                child = None
+            if fd != self.fd:
+                os.close(fd)
+            if child is None:
+                return None
+            fd = child
+        return fd
 
     def _lstat_or_create(self, fd: int, part: str, create: bool) -> os.stat_result:
         try:
