@@ -1,9 +1,10 @@
 """Apply one layer tar onto a root filesystem directory, safely.
 
-The layer is read as a stream (`tarfile` in "r|" mode, members forgotten as
-soon as they are applied), so memory does not grow with the layer's bytes;
-only the set of paths this layer created is kept, which opaque whiteouts
-need (the same bookkeeping umoci and containerd do).
+The layer is read as a stream (`tarstream`: tarfile in "r|" mode, members
+forgotten as soon as they are applied, every header within `TarLimits`), so
+memory does not grow with the layer's bytes; only the set of paths this
+layer created is kept, which opaque whiteouts need (the same bookkeeping
+umoci and containerd do).
 
 Semantics are the OCI image-spec's and docker's:
 - `DIR/.wh.NAME` removes NAME of lower layers; `DIR/.wh..wh..opq` removes
@@ -27,35 +28,29 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 import stat
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO, Self
+from typing import BinaryIO, Self
 
 from layers.compress import open_decompressed
 from layers.restore import MetadataRestorer, entry_mtime_ns
 from layers.securepath import RootDir, clean_entry_name
 from layers.tarheaders import OPAQUE_MARKER, WHITEOUT_PREFIX
-from oci.digest import CHUNK
+from layers.tarstream import DEFAULT_LIMITS, TarLimits, read_entries, shown_name, write_entry_data
 from oci.errors import UnsafePathError, WharfieError
 
-__all__ = ["extract_layer"]
+__all__ = ["TarLimits", "extract_layer"]
 
 log = logging.getLogger(__name__)
 
-_ZEROS = bytes(CHUNK)
-_HOLE_MIN = 4096  # zero runs shorter than a block are written, not skipped
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_DIR_PATH = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_NODE = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC  # never open a device for real
 _GONE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})  # O_NOFOLLOW|O_DIRECTORY on a replaced name
-MAX_METADATA_RECORD = 1 << 20  # Go's archive/tar limit too: no sane name or xattr set comes near it
-_METADATA_TYPES = frozenset({tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
-                             tarfile.GNUTYPE_LONGLINK})
 
 
 def extract_layer(
@@ -68,6 +63,8 @@ def extract_layer(
     owner: tuple[int, int] | None = None,
     whiteouts: bool = True,
     select: Callable[[str], bool] | None = None,
+    label: str = "",
+    limits: TarLimits = DEFAULT_LIMITS,
 ) -> None:
     """Apply the layer in `blob` (compressed or not) onto the directory `root` (created if missing).
 
@@ -79,45 +76,36 @@ def extract_layer(
     ordinary files there. `select`, given an entry's relative path, says
     whether to extract it at all (a partial tree for a `COPY --from`).
     Raises `UnsafePathError` for entries that try to leave the root,
-    `WharfieError` for a corrupt layer.
+    `WharfieError` for a corrupt layer or one over `limits`; `label` (say,
+    the layer's digest) starts their message.
     """
     if same_owner is None:
         same_owner = os.geteuid() == 0
-    Path(root).mkdir(parents=True, exist_ok=True)
     restorer = MetadataRestorer(same_owner=same_owner, owners=owners, owner=owner)
-    with open_decompressed(blob, compression) as stream, _Extractor(root, restorer, whiteouts) as extractor:
-        try:
-            for member, tar in _members(stream):
-                if select is not None and not select("/".join(clean_entry_name(member.name))):
-                    continue
-                try:
-                    extractor.apply(member, tar)
-                except OSError as exc:
-                    raise WharfieError(f"cannot apply layer entry {member.name!r}: {exc}") from exc
-        except (tarfile.TarError, EOFError) as exc:  # raised while reading an entry's data
-            raise WharfieError(f"corrupt layer: {exc}") from None
-        extractor.finish()
-
-
-class _BoundedTarInfo(tarfile.TarInfo):
-    """Refuses oversized metadata records: tarfile reads a PAX or GNU long-name record whole."""
-
-    def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
-        if self.type in _METADATA_TYPES and self.size > MAX_METADATA_RECORD:
-            raise WharfieError(f"corrupt layer: a {self.size}-byte header record (limit {MAX_METADATA_RECORD})")
-        return super()._proc_member(tar)  # type: ignore[misc, no-any-return]
-
-
-def _members(stream: BinaryIO) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
     try:
-        with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape",
-                          tarinfo=_BoundedTarInfo) as tar:
-            while (member := tar.next()) is not None:
-                yield member, tar
-                # tarfile keeps every member it has read; forget them, or memory grows with the layer.
-                tar.members.clear()  # type: ignore[attr-defined]
-    except (tarfile.TarError, EOFError) as exc:
-        raise WharfieError(f"corrupt layer: {exc}") from None
+        _extract(blob, root, compression, restorer, whiteouts, select, limits)
+    except WharfieError as exc:
+        if label:
+            exc.args = (f"{label}: {exc}",)  # the same error, type kept, naming the layer at fault
+        raise
+
+
+def _extract(blob: BinaryIO, root: Path, compression: str, restorer: MetadataRestorer, whiteouts: bool,
+             select: Callable[[str], bool] | None, limits: TarLimits) -> None:
+    Path(root).mkdir(parents=True, exist_ok=True)
+    with open_decompressed(blob, compression) as stream, \
+            _Extractor(root, restorer, whiteouts, limits.depth) as extractor:
+        for member, tar in read_entries(stream, limits):
+            if select is not None and not select("/".join(clean_entry_name(member.name))):
+                continue
+            try:
+                extractor.apply(member, tar)
+            except OSError as exc:
+                raise WharfieError(f"cannot apply layer entry {shown_name(member.name)}: {exc}") from exc
+        try:
+            extractor.finish()
+        except OSError as exc:
+            raise WharfieError(f"cannot apply the layer's directory modes and times: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +122,8 @@ class _PendingDir:
 
 
 class _Extractor:
-    def __init__(self, root: Path, restorer: MetadataRestorer, whiteouts: bool = True) -> None:
-        self._root = RootDir(root)
+    def __init__(self, root: Path, restorer: MetadataRestorer, whiteouts: bool, max_depth: int) -> None:
+        self._root = RootDir(root, max_depth=max_depth)  # symlinks can land an entry deeper than its name
         self._whiteouts = whiteouts
         self._restorer = restorer
         self._upper: set[str] = set()  # resolved paths this layer created, and their ancestors
@@ -229,9 +217,7 @@ class _Extractor:
                    tar: tarfile.TarFile) -> None:
         fd = os.open(base, _NEW_FILE, 0o600, dir_fd=parent_fd)
         try:
-            source = tar.extractfile(member)
-            if source is not None:
-                _copy_sparse(source, fd, member.size)
+            write_entry_data(tar, member, fd)
             self._restorer.apply(fd, rel, member)
         finally:
             os.close(fd)
@@ -257,7 +243,13 @@ class _Extractor:
 
     def _make_node(self, parent_fd: int, base: str, rel: str, member: tarfile.TarInfo) -> bool:
         kind = stat.S_IFIFO if member.isfifo() else stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-        device = 0 if member.isfifo() else os.makedev(member.devmajor, member.devminor)
+        if member.isfifo():
+            device = 0
+        elif 0 <= member.devmajor < 1 << 32 and 0 <= member.devminor < 1 << 32:
+            device = os.makedev(member.devmajor, member.devminor)
+        else:
+            raise WharfieError(f"layer entry {shown_name(member.name)}: device number "
+                               f"{member.devmajor},{member.devminor} out of range")
         try:
             os.mknod(base, kind | 0o600, device, dir_fd=parent_fd)
         except PermissionError:
@@ -358,33 +350,41 @@ def _supported(member: tarfile.TarInfo) -> bool:
 
 def _remove(parent_fd: int, base: str, st: os.stat_result) -> None:
     if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(base, dir_fd=parent_fd)  # fd-based: never follows a symlink inside
+        _remove_tree(parent_fd, base)
     else:
         os.unlink(base, dir_fd=parent_fd)
 
 
-def _copy_sparse(source: IO[bytes], fd: int, size: int) -> None:
-    """Copy an entry's data, leaving holes where whole blocks are zero (sparse files stay sparse)."""
-    offset = 0
-    while chunk := source.read(CHUNK):
-        if len(chunk) >= _HOLE_MIN and _is_zero(chunk):
-            offset += len(chunk)
-            continue
-        _write_all(fd, chunk, offset)
-        offset += len(chunk)
-    if offset != size:
-        raise WharfieError(f"layer entry data ended after {offset} of {size} bytes")
-    os.ftruncate(fd, size)  # a trailing hole still has to count in the size
+def _remove_tree(parent_fd: int, base: str) -> None:
+    """`shutil.rmtree(base, dir_fd=parent_fd)` without recursion.
 
+    Python 3.11's rmtree recurses once per level: a tree 1,000 deep (one `RUN
+    mkdir -p` makes it) ends in RecursionError. This walks with an explicit
+    stack, by descriptor like rmtree (O_NOFOLLOW, never into a symlink).
+    """
+    stack: list[tuple[int, str, int, list[str]]] = []  # (parent fd, name, fd, subdirectories left)
 
-def _write_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
+    def enter(at: int, name: str) -> None:
+        fd = os.open(name, _OPEN_DIR, dir_fd=at)
+        subdirs = []
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.name)
+                else:
+                    os.unlink(entry.name, dir_fd=fd)
+        stack.append((at, name, fd, subdirs))
 
-
-def _is_zero(chunk: bytes) -> bool:
-    if chunk[0] or chunk[-1]:
-        return False
-    return chunk == _ZEROS if len(chunk) == CHUNK else chunk.count(0) == len(chunk)
+    try:
+        enter(parent_fd, base)
+        while stack:
+            at, name, fd, subdirs = stack[-1]
+            if subdirs:
+                enter(fd, subdirs.pop())
+                continue
+            stack.pop()
+            os.close(fd)
+            os.rmdir(name, dir_fd=at)
+    finally:
+        for _, _, fd, _ in stack:
+            os.close(fd)

@@ -17,6 +17,7 @@ so ownership goes first, then mode, then xattrs, then times.
 
 from __future__ import annotations
 
+import binascii
 import errno
 import fcntl
 import logging
@@ -28,6 +29,7 @@ from decimal import Decimal
 from urllib.parse import unquote_to_bytes
 
 from layers.fsmeta import IGNORED_XATTR_PREFIXES
+from oci.errors import WharfieError
 
 __all__ = ["MetadataRestorer", "descriptor_target", "entry_mtime_ns", "entry_xattrs"]
 
@@ -35,17 +37,22 @@ log = logging.getLogger(__name__)
 
 _UNSUPPORTED = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP})
 _DENIED = frozenset({errno.EPERM, errno.EACCES, errno.EINVAL})  # EINVAL: id not mapped in this user namespace
+_MIN_NS, _MAX_NS = -(1 << 63), (1 << 63) - 1
+_MAX_ID = (1 << 32) - 2  # uid_t; (uid_t)-1 means "leave unchanged" to chown
 
 
 def entry_mtime_ns(member: tarfile.TarInfo) -> int:
-    """The entry's mtime in ns, exact when a PAX record gives fractions (tarfile makes it a float)."""
+    """The entry's mtime in ns, exact when a PAX record gives fractions (tarfile makes it a float).
+
+    Clamped to what the kernel's 64-bit nanosecond times hold (years 1678 to 2262):
+    a layer may say 1e999, nan or 2**63 seconds; that is not worth refusing it for.
+    """
     text = member.pax_headers.get("mtime")
-    if text is not None:
-        try:
-            return int(Decimal(text) * 1_000_000_000)
-        except ArithmeticError:
-            pass
-    return int(member.mtime) * 1_000_000_000
+    try:
+        ns = int(Decimal(text) * 1_000_000_000) if text is not None else int(member.mtime) * 1_000_000_000
+    except (ArithmeticError, ValueError):  # nan, infinity, not a number
+        ns = 0
+    return min(max(ns, _MIN_NS), _MAX_NS)
 
 
 def entry_xattrs(member: tarfile.TarInfo) -> list[tuple[str, bytes]]:
@@ -56,7 +63,10 @@ def entry_xattrs(member: tarfile.TarInfo) -> list[tuple[str, bytes]]:
             out.append((key[len("SCHILY.xattr."):], value.encode("utf-8", "surrogateescape")))
         elif key.startswith("LIBARCHIVE.xattr."):
             name = unquote_to_bytes(key[len("LIBARCHIVE.xattr."):]).decode("utf-8", "surrogateescape")
-            out.append((name, b64decode(value + "=" * (-len(value) % 4))))
+            try:
+                out.append((name, b64decode(value + "=" * (-len(value) % 4))))
+            except binascii.Error:
+                raise WharfieError(f"layer entry {member.name!r}: {key} is not base64") from None
     return [(name, value) for name, value in out if not name.startswith(IGNORED_XATTR_PREFIXES)]
 
 
@@ -106,6 +116,8 @@ class MetadataRestorer:
 
     def _chown(self, target: int | str, rel: str, uid: int, gid: int, *, dir_fd: int | None = None) -> None:
         uid, gid = self.owner or (uid, gid)
+        if not (0 <= uid <= _MAX_ID and 0 <= gid <= _MAX_ID):
+            raise WharfieError(f"layer entry {rel!r}: owner {uid}:{gid} out of range (0 to {_MAX_ID})")
         if self.same_owner:
             try:
                 if dir_fd is None:

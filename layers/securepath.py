@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Self
 
-from oci.errors import UnsafePathError
+from oci.errors import UnsafePathError, WharfieError
 
 __all__ = ["MAX_SYMLINKS", "RootDir", "clean_entry_name"]
 
@@ -62,8 +62,11 @@ class RootDir:
     directory or symlink.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, max_depth: int | None = None) -> None:
         self.fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # Deepest an entry may land, symlinks followed: a real tree deeper than this is what
+        # recursive walks and removals (Python's included) cannot take.
+        self.max_depth = max_depth
         self._cache_key: tuple[str, ...] | None = None
         self._cache: tuple[int, tuple[str, ...]] | None = None
 
@@ -116,7 +119,7 @@ class RootDir:
                     resolved.pop()
                     fd = self._reopen(fd, resolved)
                     continue
-                st = self._lstat_or_create(fd, part, create)
+                st = self._lstat_or_create(fd, part, create, resolved, name)
                 if stat.S_ISLNK(st.st_mode):
                     links += 1
                     if links > MAX_SYMLINKS:
@@ -130,6 +133,7 @@ class RootDir:
                 if not stat.S_ISDIR(st.st_mode):
                     where = "/".join([*resolved, part])
                     raise NotADirectoryError(errno.ENOTDIR, f"{where} is not a directory")
+                self._check_depth(resolved, name)
                 fd = self._step(fd, part)
                 resolved.append(part)
         except BaseException:
@@ -160,12 +164,20 @@ class RootDir:
             fd = child
         return fd
 
-    def _lstat_or_create(self, fd: int, part: str, create: bool) -> os.stat_result:
+    def _check_depth(self, resolved: list[str], name: str) -> None:
+        """Refuse to go into one more directory when an entry there would be over the depth limit."""
+        if self.max_depth is not None and len(resolved) + 1 >= self.max_depth:
+            raise WharfieError(f"layer entry {name!r}: lands more than {self.max_depth} components deep, "
+                               f"over the path depth limit of {self.max_depth}")
+
+    def _lstat_or_create(self, fd: int, part: str, create: bool, resolved: list[str],
+                         name: str) -> os.stat_result:
         try:
             return os.stat(part, dir_fd=fd, follow_symlinks=False)
         except FileNotFoundError:
             if not create:
                 raise
+        self._check_depth(resolved, name)  # before creating it, not after
         os.mkdir(part, 0o755, dir_fd=fd)
         return os.stat(part, dir_fd=fd, follow_symlinks=False)
 
