@@ -127,6 +127,10 @@ class _Extractor:
         self._whiteouts = whiteouts
         self._restorer = restorer
         self._upper: set[str] = set()  # resolved paths this layer created, and their ancestors
+        # Directories of this layer already emptied of lower content: nothing lower can come back
+        # into them, so a second opaque marker or whiteout there has nothing to do. Without this a
+        # layer of N files and N opaque markers costs N*N.
+        self._clean: set[str] = set()
         self._dir_meta: dict[str, _PendingDir] = {}  # resolved dir path -> what finish() applies
 
     def __enter__(self) -> Self:
@@ -297,12 +301,15 @@ class _Extractor:
             self._prune_children(parent_fd, base, rel)
 
     def _prune_children(self, parent_fd: int, base: str, rel: str) -> None:
+        if rel in self._clean:
+            return
         fd = os.open(base, _OPEN_DIR, dir_fd=parent_fd)
         try:
             for child in os.listdir(fd):
                 self._prune(fd, child, f"{rel}/{child}" if rel else child)
         finally:
             os.close(fd)
+        self._clean.add(rel)
 
     # -- bookkeeping -------------------------------------------------------------------------
 

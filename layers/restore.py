@@ -67,6 +67,9 @@ def entry_xattrs(member: tarfile.TarInfo) -> list[tuple[str, bytes]]:
                 out.append((name, b64decode(value + "=" * (-len(value) % 4))))
             except binascii.Error:
                 raise WharfieError(f"layer entry {member.name!r}: {key} is not base64") from None
+    for name, _ in out:
+        if "\x00" in name:  # a PAX keyword can hold one, no xattr name can
+            raise WharfieError(f"layer entry {member.name!r}: NUL byte in the name of xattr {name!r}")
     return [(name, value) for name, value in out if not name.startswith(IGNORED_XATTR_PREFIXES)]
 
 

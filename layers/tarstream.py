@@ -1,8 +1,8 @@
 """Reading a layer tar as a stream of entries, within limits a hostile layer cannot push past.
 
 The standard library's `tarfile` parses (PAX, GNU long names and sparse files,
-ustar), in stream mode (`r|`): one pass, members forgotten once applied. This
-module bounds what a layer can make that parser, and the extractor, spend:
+ustar), in one forward pass, members forgotten once applied. This module
+bounds what a layer can make that parser, and the extractor, spend:
 
 - `TarLimits`: the size of one PAX or GNU long-name record (tarfile reads it
   whole; 1 MiB, Go's archive/tar limit too), how many such records may precede
@@ -18,6 +18,10 @@ module bounds what a layer can make that parser, and the extractor, spend:
 - Entry data is copied by `write_entry_data`, which writes only the data a
   sparse entry stores (holes are never read: a 1 EiB sparse file of no data
   costs nothing to parse and fails at `ftruncate`, not after hours of zeros).
+- tarfile reads through `_ForwardOnly`, not its own stream wrapper (mode
+  `r|`): to skip an entry that one reads block after block up to the size the
+  header claims, past the end of the data too, so a header claiming 2**80
+  bytes kept it reading nothing for ever. Here a skip stops at the end.
 
 Every limit is named in its error, as `… over the <name> limit of N`.
 """
@@ -105,6 +109,41 @@ class _BoundedTarInfo(tarfile.TarInfo):
         return super()._proc_member(tar)  # type: ignore[misc, no-any-return]
 
 
+class _ForwardOnly:
+    """A stream as tarfile's file object: full reads, a position, and seeks forward by reading."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            data = self._raw.read()
+        else:
+            data = b""
+            while len(data) < size and (more := self._raw.read(size - len(data))):
+                data += more
+        self._pos += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seekable(self) -> bool:
+        return False
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence != 0 or pos < self._pos:
+            raise tarfile.StreamError("seeking backwards is not allowed")
+        while self._pos < pos:
+            skipped = self._raw.read(min(CHUNK, pos - self._pos))
+            if not skipped:
+                self._pos = pos  # past the end: every later read gets nothing, and says so
+                break
+            self._pos += len(skipped)
+        return self._pos
+
+
 def read_entries(stream: BinaryIO, limits: TarLimits) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
     """The entries of the uncompressed tar `stream`, each checked against `limits`.
 
@@ -112,8 +151,8 @@ def read_entries(stream: BinaryIO, limits: TarLimits) -> Iterator[tuple[tarfile.
     (`write_entry_data`) before the next entry is asked for.
     """
     try:
-        tar = _BoundedTarFile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape",
-                                   tarinfo=_BoundedTarInfo, limits=limits)
+        tar = _BoundedTarFile(fileobj=_ForwardOnly(stream), mode="r", encoding="utf-8", errors="surrogateescape",
+                              tarinfo=_BoundedTarInfo, limits=limits)
     except _PARSE_ERRORS as exc:
         raise WharfieError(f"corrupt layer: {_reason(exc)}") from None
     with tar:
@@ -160,7 +199,7 @@ def write_entry_data(tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int) -> 
     name = shown_name(member.name)
     size = member.size
     if not 0 <= size <= _MAX_OFFSET:
-        raise WharfieError(f"layer entry {name}: size {size} out of range")
+        raise WharfieError(f"corrupt layer: entry {name}: size {size} out of range")
     segments = [(0, size)] if member.sparse is None else _checked_sparse_map(member, name)
     stored = copy.copy(member)  # read the stored bytes in order, never the holes between them
     stored.sparse = None

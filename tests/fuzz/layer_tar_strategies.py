@@ -37,9 +37,10 @@ TYPEFLAG = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.
             "unknown": b"Z"}
 PAX_KEYS = ["path", "linkpath", "size", "uid", "gid", "mtime", "atime", "uname", "hdrcharset",
             "SCHILY.xattr.user.x", "SCHILY.xattr.trusted.overlay.opaque", "SCHILY.xattr.security.capability",
-            "LIBARCHIVE.xattr.user.y", "GNU.sparse.map", "GNU.sparse.size", "GNU.sparse.realsize",
+            "SCHILY.xattr.user.a\x00b", "SCHILY.xattr.", "SCHILY.xattr.user." + "k" * 300, "SCHILY.xattr.x",
+            "LIBARCHIVE.xattr.user.y", "LIBARCHIVE.xattr.user%00y", "GNU.sparse.map", "GNU.sparse.size", "GNU.sparse.realsize",
             "GNU.sparse.major", "GNU.sparse.minor", "GNU.sparse.name", "GNU.sparse.numblocks", "comment"]
-PAX_VALUES = ["0", "1", "-1", "18446744073709551616", "1e999", "nan", "inf", "1.5", "", "a", "0,0", "1,2,3",
+PAX_VALUES = ["0", "1", "-1", "dmFsdWU", "AAAA", "18446744073709551616", "1e999", "nan", "inf", "1.5", "", "a", "0,0", "1,2,3",
               "0,10,20", "999999999999,1", "BINARY", "/etc/passwd", "../../x", ABS_CANARY, "x" * 5000]
 # Where the fields of a ustar header live: (offset, length).
 FIELDS = {"name": (0, 100), "mode": (100, 8), "uid": (108, 8), "gid": (116, 8), "size": (124, 12),

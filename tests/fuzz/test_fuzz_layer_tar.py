@@ -141,12 +141,19 @@ def one(*entries: Spec, compression: str = "none", mutations: tuple[Mutation, ..
 # an mtime of 2**63 s (OverflowError from utime), an owner of 2**40 (OverflowError from chown);
 @example(layers=one(Spec("fifo", "a", mtime=2**63)), whiteouts=False)
 @example(layers=one(Spec("dir", "a", uid=2**40, gid=5)), whiteouts=False)
-# a NUL byte in a PAX path (ValueError from os.stat), LIBARCHIVE.xattr not base64 (binascii.Error);
+# a NUL byte in a PAX path (ValueError from os.stat), LIBARCHIVE.xattr not base64 (binascii.Error),
+# a NUL byte in an xattr name (ValueError from setxattr);
 @example(layers=one(Spec("symlink", "etc/nul\x00byte/x", link="/")), whiteouts=True)
 @example(layers=one(Spec("file", "a", pax={"LIBARCHIVE.xattr.user.y": "a"})), whiteouts=True)
+@example(layers=one(Spec("file", "a", pax={"SCHILY.xattr.user.a\x00b": "1"})), whiteouts=True)
 # a sparse file of 2**62 bytes of holes, read as zeros for hours (a hang), PAX 1.0 and old GNU.
 @example(layers=one(Spec("file", "a", sparse=(1 << 62, ()))), whiteouts=True)
 @example(layers=one(Spec("file", "a", sparse=(1 << 40, ((0, 10),)), old_sparse=True)), whiteouts=True)
+# Headers claiming 2**88 or 1 TiB of data to skip: tarfile's stream mode read past the end for ever.
+@example(layers=one(Spec("unknown", "z"), mutations=(Mutation("field", 0, "size", b"\x80" + b"\xff" * 11),)),
+         whiteouts=False)
+@example(layers=one(Spec("file", "a", pax={"size": "0"}, sparse=(1 << 40, ((16, 0),))), compression="zstd"),
+         whiteouts=False)
 def test_hostile_layers_fail_cleanly_and_stay_inside_the_root(fuzz_base: Path, layers: list[Archive],
                                                              whiteouts: bool) -> None:
     box = Box(fuzz_base)

@@ -151,7 +151,7 @@ def test_entries_over_the_limit_are_refused(tmp_path: Path) -> None:
 
 
 def test_default_limits() -> None:
-    """The values the README and the errors quote (BuildKit/containerd have no lower ones)."""
+    """The defaults the errors quote: PATH_MAX, 256 levels, a million entries, Go archive/tar's 1 MiB."""
     limits = TarLimits()
     assert (limits.path_bytes, limits.depth, limits.entries, limits.header_record_bytes) == \
         (4096, 256, 1_000_000, 1 << 20)
@@ -224,6 +224,18 @@ def test_huge_sparse_entry_is_no_hang(tmp_path: Path) -> None:
         extract(tmp_path, gnu_sparse_1_0("s", 1 << 60, [(0, b"x")]) + END)
 
 
+@pytest.mark.parametrize("kind", [b"Z", tarfile.REGTYPE])
+def test_header_claiming_a_huge_entry_is_no_hang(tmp_path: Path, kind: bytes) -> None:
+    """A 2**88-byte entry (GNU base-256 size) in a 2 KiB layer: skipping it must stop at the end of the
+    data (tarfile's own stream mode kept reading nothing for ever)."""
+    header = bytearray(raw_header(kind, b"", "huge"))
+    header[124:136] = b"\x80" + b"\xff" * 11
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\x00 " % sum(header[:512])
+    with time_limit(20), pytest.raises(WharfieError, match="corrupt layer.*(unexpected end|out of range)"):
+        extract(tmp_path, bytes(header) + END)
+
+
 def test_sparse_map_out_of_order_is_refused(tmp_path: Path) -> None:
     data = gnu_sparse_1_0("s", 100, [(50, b"b"), (10, b"a")])
     with pytest.raises(WharfieError, match="sparse map out of order"):
@@ -254,3 +266,19 @@ def test_tree_deeper_than_python_recursion_is_removed(tmp_path: Path,
     make_deep_tree(tmp_path, "top", 1100)  # Python's recursion limit is 1000
     extract(tmp_path, tar(*layer))
     assert sorted(os.listdir(tmp_path)) == (["top"] if layer[0][0].name == "top" else [])
+
+
+# -- work per entry ------------------------------------------------------------------------------
+
+def test_repeated_opaque_markers_do_not_walk_the_layer_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """N files then N opaque markers of their directory: each marker after the first has nothing
+    lower left to remove; walking the N files again for each would cost N*N."""
+    extract(tmp_path, tar((member("dir", "d"), None), (member("dir/lower"), b"old")))
+    listings: list[object] = []
+    real_listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda fd: listings.append(fd) or real_listdir(fd))
+    files = [(member(f"dir/f{i}"), b"") for i in range(300)]
+    markers = [(member("dir/.wh..wh..opq"), b"") for _ in range(300)]
+    extract(tmp_path, tar((member("dir", "d"), None), *files, *markers))
+    assert sorted(real_listdir(tmp_path / "dir")) == sorted(f"f{i}" for i in range(300))
+    assert len(listings) == 1
