@@ -132,7 +132,7 @@ class RootDir:
                     continue
                 if not stat.S_ISDIR(st.st_mode):
                     where = "/".join([*resolved, part])
-                    raise NotADirectoryError(errno.ENOTDIR, f"{where} is not a directory")
+                    raise NotADirectoryError(errno.ENOTDIR, "not a directory", where)  # str() repr()s where
                 self._check_depth(resolved, name)
                 fd = self._step(fd, part)
                 resolved.append(part)

@@ -88,6 +88,17 @@ class _BoundedTarFile(tarfile.TarFile):
 class _BoundedTarInfo(tarfile.TarInfo):
     """Checks each header record before tarfile reads it whole or recurses into the next one."""
 
+    @classmethod
+    def frombuf(cls, buf: bytes, encoding: str, errors: str) -> tarfile.TarInfo:
+        # After the first entry, tarfile takes a header with a bad checksum or cut short for the
+        # end of the archive and drops the rest of the layer without a word. Go's archive/tar
+        # (containerd, BuildKit) calls that a corrupt archive; so do we. A zero block or the end
+        # of the data exactly between entries is still the end.
+        try:
+            return super().frombuf(buf, encoding, errors)  # type: ignore[misc, no-any-return]
+        except (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError) as exc:  # type: ignore[attr-defined]
+            raise WharfieError(f"corrupt layer: {exc}") from None
+
     def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
         assert isinstance(tar, _BoundedTarFile)
         limits = tar.limits

@@ -149,6 +149,9 @@ def one(*entries: Spec, compression: str = "none", mutations: tuple[Mutation, ..
 # a sparse file of 2**62 bytes of holes, read as zeros for hours (a hang), PAX 1.0 and old GNU.
 @example(layers=one(Spec("file", "a", sparse=(1 << 62, ()))), whiteouts=True)
 @example(layers=one(Spec("file", "a", sparse=(1 << 40, ((0, 10),)), old_sparse=True)), whiteouts=True)
+# A name with a newline in an error message, raw (two lines on the terminal).
+@example(layers=[Archive([Spec("file", "new\nline"), Spec("file", "new\nline/b")], tarfile.PAX_FORMAT, [], "none", [])],
+         whiteouts=False)
 # Headers claiming 2**88 or 1 TiB of data to skip: tarfile's stream mode read past the end for ever.
 @example(layers=one(Spec("unknown", "z"), mutations=(Mutation("field", 0, "size", b"\x80" + b"\xff" * 11),)),
          whiteouts=False)

@@ -282,3 +282,28 @@ def test_repeated_opaque_markers_do_not_walk_the_layer_again(tmp_path: Path, mon
     extract(tmp_path, tar((member("dir", "d"), None), *files, *markers))
     assert sorted(real_listdir(tmp_path / "dir")) == sorted(f"f{i}" for i in range(300))
     assert len(listings) == 1
+
+
+# -- a layer cut or corrupted between entries ----------------------------------------------------
+
+def two_files() -> bytes:
+    return raw_header(tarfile.REGTYPE, b"one", "one") + raw_header(tarfile.REGTYPE, b"two", "two")
+
+
+def test_bad_checksum_after_the_first_entry_is_corrupt_not_the_end(tmp_path: Path) -> None:
+    """tarfile alone ends the archive there, silently dropping the rest of the layer."""
+    data = bytearray(two_files() + END)
+    data[1024 + 148] ^= 1  # the second header's checksum
+    with pytest.raises(WharfieError, match="corrupt layer: bad checksum"):
+        extract(tmp_path, bytes(data))
+
+
+def test_layer_cut_inside_a_header_is_corrupt(tmp_path: Path) -> None:
+    with pytest.raises(WharfieError, match="corrupt layer: truncated header"):
+        extract(tmp_path, two_files()[:1024 + 200])
+
+
+def test_layer_ending_between_entries_without_end_blocks_is_complete(tmp_path: Path) -> None:
+    """As Go's archive/tar: the end of the data right after an entry's padding is a clean end."""
+    extract(tmp_path, two_files())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
