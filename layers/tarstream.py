@@ -14,7 +14,9 @@ bounds what a layer can make that parser, and the extractor, spend:
   sparse map with a non-number, an entry cut in the middle of one), IndexError
   (a GNU sparse extension block cut short), OverflowError. Those come from
   parsing the layer's bytes, so they become the layer's one-line error here,
-  and only here: around `TarFile.next()`, nowhere near our own code.
+  and only here: around `TarFile.next()`, nowhere near our own code. A bad
+  or cut header after the first entry, which tarfile quietly takes for the
+  end of the archive, is an error too (as in Go's archive/tar).
 - Entry data is copied by `write_entry_data`, which writes only the data a
   sparse entry stores (holes are never read: a 1 EiB sparse file of no data
   costs nothing to parse and fails at `ftruncate`, not after hours of zeros).
