@@ -28,12 +28,15 @@ incompressible data.
 
 from __future__ import annotations
 
+import gzip
 import io
 import zlib
 from typing import BinaryIO, Protocol, cast
 
 import zstandard
 from isal import igzip_threaded, isal_zlib
+
+from oci.errors import WharfieError
 
 __all__ = [
     "COMPRESSIONS",
@@ -49,6 +52,10 @@ COMPRESSIONS = ("gzip", "zstd", "none")
 DEFAULT_ISAL_LEVEL = 2
 DEFAULT_ZSTD_LEVEL = 3  # zstd's own default: docker/buildkit use it too
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # deflate in a gzip wrapper: header with no name and mtime 0
+
+# What the decompressors raise on corrupt or cut input (EOFError: a gzip stream ended early;
+# BadGzipFile: a bad gzip header).
+_CORRUPT = (isal_zlib.IsalError, zlib.error, zstandard.ZstdError, gzip.BadGzipFile, EOFError)
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -131,7 +138,8 @@ def open_decompressed(stream: BinaryIO, compression: str = "auto") -> BinaryIO:
 
     `compression` is "gzip", "zstd", "none", or "auto" to decide by the magic
     bytes (a layer's media type is sometimes wrong, e.g. gzip labelled as tar).
-    Closing the result does not close `stream`.
+    Closing the result does not close `stream`. Corrupt compressed data is a
+    WharfieError ("corrupt layer: ...") when read, whatever the library says.
     """
     if compression == "auto":
         head = _read_exactly(stream, 4)
@@ -140,14 +148,43 @@ def open_decompressed(stream: BinaryIO, compression: str = "auto") -> BinaryIO:
     if compression == "gzip":
         # Decompressing in a second thread lets it overlap the extractor's file writes: measured
         # here, applying a 200 MB layer of 2000 files took 1.23-1.60 s inline, 1.05-1.29 s threaded.
-        return cast(BinaryIO, igzip_threaded.open(stream, "rb", threads=1))  # type: ignore[no-untyped-call]
+        threaded = igzip_threaded.open(stream, "rb", threads=1)  # type: ignore[no-untyped-call]
+        return cast(BinaryIO, _CorruptionToError(threaded, "gzip"))
     if compression == "zstd":
         reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True, closefd=False)
-        return cast(BinaryIO, io.BufferedReader(reader, buffer_size=1 << 20))
+        return cast(BinaryIO, _CorruptionToError(io.BufferedReader(reader, buffer_size=1 << 20), "zstd"))
     if compression == "none":
         # Wrapped, not returned as is: closing the result must leave `stream` open.
         return cast(BinaryIO, io.BufferedReader(_Prefixed(b"", stream), buffer_size=1 << 20))
     raise ValueError(f"unknown compression {compression!r}")
+
+
+class _CorruptionToError(io.RawIOBase):
+    """Reads through a decompressor, turning its corrupt-data exceptions into one WharfieError."""
+
+    def __init__(self, inner: BinaryIO, kind: str) -> None:
+        self._inner = inner
+        self._kind = kind
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            return self._inner.read(-1 if size is None else size)
+        except _CORRUPT as exc:
+            raise WharfieError(f"corrupt layer: {self._kind} data: {exc or type(exc).__name__}") from None
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            super().close()
 
 
 def _read_exactly(stream: BinaryIO, n: int) -> bytes:

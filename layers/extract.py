@@ -1,9 +1,10 @@
 """Apply one layer tar onto a root filesystem directory, safely.
 
-The layer is read as a stream (`tarfile` in "r|" mode, members forgotten as
-soon as they are applied), so memory does not grow with the layer's bytes;
-only the set of paths this layer created is kept, which opaque whiteouts
-need (the same bookkeeping umoci and containerd do).
+The layer is read as a stream (`tarstream`: tarfile in "r|" mode, members
+forgotten as soon as they are applied, every header within `TarLimits`), so
+memory does not grow with the layer's bytes; only the set of paths this
+layer created is kept, which opaque whiteouts need (the same bookkeeping
+umoci and containerd do).
 
 Semantics are the OCI image-spec's and docker's:
 - `DIR/.wh.NAME` removes NAME of lower layers; `DIR/.wh..wh..opq` removes
@@ -13,37 +14,43 @@ Semantics are the OCI image-spec's and docker's:
 - names are resolved by `securepath.RootDir`: never outside the root.
 Directory modes and times are applied at the end, since writing children
 changes a directory's mtime and a read-only directory would refuse them.
+Metadata always goes to the object that was created, by descriptor
+(`restore`): a deferred directory is remembered by (st_dev, st_ino) and
+found again by `RootDir.open_exact`, which follows no symlink. If a later
+entry replaced it (a symlink to a host file, a plain file, a hard link),
+its pending mode and times are dropped, not an error: the directory is no
+longer part of the tree, and "an entry replaces whatever is at its path"
+is how docker applies layers too.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
-import shutil
 import stat
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO, Self
+from typing import BinaryIO, Self
 
 from layers.compress import open_decompressed
-from layers.restore import MetadataRestorer, entry_mtime_ns, set_times
+from layers.restore import MetadataRestorer, entry_mtime_ns
 from layers.securepath import RootDir, clean_entry_name
 from layers.tarheaders import OPAQUE_MARKER, WHITEOUT_PREFIX
-from oci.digest import CHUNK
+from layers.tarstream import DEFAULT_LIMITS, TarLimits, read_entries, shown_name, write_entry_data
 from oci.errors import UnsafePathError, WharfieError
 
-__all__ = ["extract_layer"]
+__all__ = ["TarLimits", "extract_layer"]
 
 log = logging.getLogger(__name__)
 
-_ZEROS = bytes(CHUNK)
-_HOLE_MIN = 4096  # zero runs shorter than a block are written, not skipped
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-MAX_METADATA_RECORD = 1 << 20  # Go's archive/tar limit too: no sane name or xattr set comes near it
-_METADATA_TYPES = frozenset({tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
-                             tarfile.GNUTYPE_LONGLINK})
+_OPEN_DIR_PATH = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_OPEN_NODE = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC  # never open a device for real
+_GONE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})  # O_NOFOLLOW|O_DIRECTORY on a replaced name
 
 
 def extract_layer(
@@ -53,65 +60,78 @@ def extract_layer(
     compression: str = "auto",
     same_owner: bool | None = None,
     owners: dict[str, tuple[int, int]] | None = None,
+    owner: tuple[int, int] | None = None,
     whiteouts: bool = True,
     select: Callable[[str], bool] | None = None,
+    label: str = "",
+    limits: TarLimits = DEFAULT_LIMITS,
 ) -> None:
     """Apply the layer in `blob` (compressed or not) onto the directory `root` (created if missing).
 
     `same_owner`: apply the entries' uid/gid (default: when running as root).
     Ownership that is not applied is recorded in `owners` (relative path ->
-    (uid, gid)) when a dict is given. `whiteouts=False` unpacks a plain archive
-    (ADD): `.wh.*` names are ordinary files there. `select`, given an entry's
-    relative path, says whether to extract it at all (a partial tree for a
-    `COPY --from`). Raises `UnsafePathError` for entries that try to leave
-    the root, `WharfieError` for a corrupt layer.
+    (uid, gid)) when a dict is given. `owner` (uid, gid) replaces every
+    entry's own (ADD --chown), applied or recorded the same way.
+    `whiteouts=False` unpacks a plain archive (ADD): `.wh.*` names are
+    ordinary files there. `select`, given an entry's relative path, says
+    whether to extract it at all (a partial tree for a `COPY --from`).
+    Raises `UnsafePathError` for entries that try to leave the root,
+    `WharfieError` for a corrupt layer or one over `limits`; `label` (say,
+    the layer's digest) starts their message.
     """
     if same_owner is None:
         same_owner = os.geteuid() == 0
-    Path(root).mkdir(parents=True, exist_ok=True)
-    restorer = MetadataRestorer(same_owner=same_owner, owners=owners)
-    with open_decompressed(blob, compression) as stream, _Extractor(root, restorer, whiteouts) as extractor:
-        try:
-            for member, tar in _members(stream):
-                if select is not None and not select("/".join(clean_entry_name(member.name))):
-                    continue
-                try:
-                    extractor.apply(member, tar)
-                except OSError as exc:
-                    raise WharfieError(f"cannot apply layer entry {member.name!r}: {exc}") from exc
-        except (tarfile.TarError, EOFError) as exc:  # raised while reading an entry's data
-            raise WharfieError(f"corrupt layer: {exc}") from None
-        extractor.finish()
-
-
-class _BoundedTarInfo(tarfile.TarInfo):
-    """Refuses oversized metadata records: tarfile reads a PAX or GNU long-name record whole."""
-
-    def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
-        if self.type in _METADATA_TYPES and self.size > MAX_METADATA_RECORD:
-            raise WharfieError(f"corrupt layer: a {self.size}-byte header record (limit {MAX_METADATA_RECORD})")
-        return super()._proc_member(tar)  # type: ignore[misc, no-any-return]
-
-
-def _members(stream: BinaryIO) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
+    restorer = MetadataRestorer(same_owner=same_owner, owners=owners, owner=owner)
     try:
-        with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape",
-                          tarinfo=_BoundedTarInfo) as tar:
-            while (member := tar.next()) is not None:
-                yield member, tar
-                # tarfile keeps every member it has read; forget them, or memory grows with the layer.
-                tar.members.clear()  # type: ignore[attr-defined]
-    except (tarfile.TarError, EOFError) as exc:
-        raise WharfieError(f"corrupt layer: {exc}") from None
+        _extract(blob, root, compression, restorer, whiteouts, select, limits)
+    except WharfieError as exc:
+        if label:
+            exc.args = (f"{label}: {exc}",)  # the same error, type kept, naming the layer at fault
+        raise
+
+
+def _extract(blob: BinaryIO, root: Path, compression: str, restorer: MetadataRestorer, whiteouts: bool,
+             select: Callable[[str], bool] | None, limits: TarLimits) -> None:
+    Path(root).mkdir(parents=True, exist_ok=True)
+    with open_decompressed(blob, compression) as stream, \
+            _Extractor(root, restorer, whiteouts, limits.depth) as extractor:
+        for member, tar in read_entries(stream, limits):
+            if select is not None and not select("/".join(clean_entry_name(member.name))):
+                continue
+            try:
+                extractor.apply(member, tar)
+            except OSError as exc:
+                raise WharfieError(f"cannot apply layer entry {shown_name(member.name)}: {exc}") from exc
+        try:
+            extractor.finish()
+        except OSError as exc:
+            raise WharfieError(f"cannot apply the layer's directory modes and times: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingDir:
+    """A directory's mode and mtime to apply at the end, and which directory it was."""
+
+    dev: int
+    ino: int
+    mode: int | None  # None: a directory the layer does not list, only its mtime is kept
+    mtime_ns: int
+
+    def is_(self, st: os.stat_result) -> bool:
+        return (st.st_dev, st.st_ino) == (self.dev, self.ino)
 
 
 class _Extractor:
-    def __init__(self, root: Path, restorer: MetadataRestorer, whiteouts: bool = True) -> None:
-        self._root = RootDir(root)
+    def __init__(self, root: Path, restorer: MetadataRestorer, whiteouts: bool, max_depth: int) -> None:
+        self._root = RootDir(root, max_depth=max_depth)  # symlinks can land an entry deeper than its name
         self._whiteouts = whiteouts
         self._restorer = restorer
         self._upper: set[str] = set()  # resolved paths this layer created, and their ancestors
-        self._dir_meta: dict[str, tuple[int | None, int]] = {}  # dir -> (mode or None, mtime_ns), applied last
+        # Directories of this layer already emptied of lower content: nothing lower can come back
+        # into them, so a second opaque marker or whiteout there has nothing to do. Without this a
+        # layer of N files and N opaque markers costs N*N.
+        self._clean: set[str] = set()
+        self._dir_meta: dict[str, _PendingDir] = {}  # resolved dir path -> what finish() applies
 
     def __enter__(self) -> Self:
         return self
@@ -142,7 +162,7 @@ class _Extractor:
             self._make_file(parent_fd, base, rel, member, tar)
         elif member.issym():
             os.symlink(member.linkname, base, dir_fd=parent_fd)
-            self._restorer.apply(parent_fd, base, rel, member)
+            self._restorer.apply_symlink(parent_fd, base, rel, member)
         elif member.islnk():
             self._make_hardlink(parent_fd, base, member)
         elif not self._make_node(parent_fd, base, rel, member):
@@ -154,22 +174,33 @@ class _Extractor:
         self._root.invalidate()
         # Deepest first: a parent made read-only must not block reaching its children.
         for rel in sorted(self._dir_meta, key=lambda path: path.count("/") if path else -1, reverse=True):
-            mode, mtime_ns = self._dir_meta[rel]
+            pending = self._dir_meta[rel]
             parts = rel.split("/") if rel else []
+            fd = self._reopen_dir(parts)
+            if fd is None:
+                continue
             try:
-                fd, _ = self._root.resolve_dir(parts[:-1], create=False, name=rel)
-            except (FileNotFoundError, NotADirectoryError):
-                continue  # removed by a later whiteout in this layer
-            try:
-                base = parts[-1] if parts else "."
-                if mode is not None:
-                    os.chmod(base, mode, dir_fd=fd)
-                set_times(fd, base, mtime_ns)
-            except FileNotFoundError:
-                pass
+                if pending.is_(os.fstat(fd)):
+                    self._restorer.apply_dir_deferred(fd, pending.mode, pending.mtime_ns)
+                else:
+                    log.debug("layer entry %r was replaced: its directory metadata is not applied", rel)
             finally:
-                if fd != self._root.fd:
-                    os.close(fd)
+                os.close(fd)
+
+    def _reopen_dir(self, parts: list[str]) -> int | None:
+        """The directory now at exactly `parts` (no symlink followed), or None if there is none."""
+        parent_fd = self._root.open_exact(parts[:-1])
+        if parent_fd is None:
+            return None
+        try:
+            return _open_dir(parent_fd, parts[-1] if parts else ".")
+        except OSError as exc:
+            if exc.errno in _GONE:
+                return None
+            raise
+        finally:
+            if parent_fd != self._root.fd:
+                os.close(parent_fd)
 
     # -- entry kinds -------------------------------------------------------------------------
 
@@ -178,19 +209,22 @@ class _Extractor:
             os.mkdir(base, 0o700, dir_fd=parent_fd)  # owner-writable until finish() sets the real mode
         except FileExistsError:
             pass
-        self._restorer.apply(parent_fd, base, rel, member, times=False, mode=False)
-        self._dir_meta[rel] = (stat.S_IMODE(member.mode), entry_mtime_ns(member))
+        fd = _open_dir(parent_fd, base)
+        try:
+            st = os.fstat(fd)
+            self._restorer.apply(fd, rel, member, times=False, mode=False)
+        finally:
+            os.close(fd)
+        self._dir_meta[rel] = _PendingDir(st.st_dev, st.st_ino, stat.S_IMODE(member.mode), entry_mtime_ns(member))
 
     def _make_file(self, parent_fd: int, base: str, rel: str, member: tarfile.TarInfo,
                    tar: tarfile.TarFile) -> None:
         fd = os.open(base, _NEW_FILE, 0o600, dir_fd=parent_fd)
         try:
-            source = tar.extractfile(member)
-            if source is not None:
-                _copy_sparse(source, fd, member.size)
+            write_entry_data(tar, member, fd)
+            self._restorer.apply(fd, rel, member)
         finally:
             os.close(fd)
-        self._restorer.apply(parent_fd, base, rel, member)
 
     def _make_hardlink(self, parent_fd: int, base: str, member: tarfile.TarInfo) -> None:
         target = clean_entry_name(member.linkname, what=f"hard link target of {member.name!r}")
@@ -213,13 +247,25 @@ class _Extractor:
 
     def _make_node(self, parent_fd: int, base: str, rel: str, member: tarfile.TarInfo) -> bool:
         kind = stat.S_IFIFO if member.isfifo() else stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-        device = 0 if member.isfifo() else os.makedev(member.devmajor, member.devminor)
+        if member.isfifo():
+            device = 0
+        elif 0 <= member.devmajor < 1 << 32 and 0 <= member.devminor < 1 << 32:
+            device = os.makedev(member.devmajor, member.devminor)
+        else:
+            raise WharfieError(f"layer entry {shown_name(member.name)}: device number "
+                               f"{member.devmajor},{member.devminor} out of range")
         try:
             os.mknod(base, kind | 0o600, device, dir_fd=parent_fd)
         except PermissionError:
             log.warning("skipping device node %r: not permitted to create it here", member.name)
             return False
-        self._restorer.apply(parent_fd, base, rel, member)
+        fd = os.open(base, _OPEN_NODE, dir_fd=parent_fd)
+        try:
+            if stat.S_IFMT(os.fstat(fd).st_mode) != kind:
+                raise WharfieError(f"layer entry {member.name!r}: replaced while being created")
+            self._restorer.apply(fd, rel, member)
+        finally:
+            os.close(fd)
         return True
 
     # -- whiteouts ---------------------------------------------------------------------------
@@ -255,12 +301,15 @@ class _Extractor:
             self._prune_children(parent_fd, base, rel)
 
     def _prune_children(self, parent_fd: int, base: str, rel: str) -> None:
+        if rel in self._clean:
+            return
         fd = os.open(base, _OPEN_DIR, dir_fd=parent_fd)
         try:
             for child in os.listdir(fd):
                 self._prune(fd, child, f"{rel}/{child}" if rel else child)
         finally:
             os.close(fd)
+        self._clean.add(rel)
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -279,13 +328,27 @@ class _Extractor:
         # Creating or removing an entry bumps its directory's mtime; a directory the layer
         # does not list must keep the time it had.
         rel = "/".join(parent)
-        if rel not in self._dir_meta:
-            self._dir_meta[rel] = (None, os.stat(parent_fd).st_mtime_ns)
+        st = os.fstat(parent_fd)
+        pending = self._dir_meta.get(rel)
+        if pending is None or not pending.is_(st):
+            self._dir_meta[rel] = _PendingDir(st.st_dev, st.st_ino, None, st.st_mtime_ns)
 
     def _mark_upper(self, rel: str) -> None:
         while rel and rel not in self._upper:
             self._upper.add(rel)
             rel = rel.rpartition("/")[0]
+
+
+def _open_dir(parent_fd: int, base: str) -> int:
+    """A descriptor of the directory `base` itself (O_NOFOLLOW: a symlink there fails, ELOOP/ENOTDIR).
+
+    Read-only when we may read it, else `O_PATH` (a directory of a lower layer
+    whose mode lacks u+r, met when not root); `restore` handles both.
+    """
+    try:
+        return os.open(base, _OPEN_DIR, dir_fd=parent_fd)
+    except PermissionError:
+        return os.open(base, _OPEN_DIR_PATH, dir_fd=parent_fd)
 
 
 def _supported(member: tarfile.TarInfo) -> bool:
@@ -294,33 +357,41 @@ def _supported(member: tarfile.TarInfo) -> bool:
 
 def _remove(parent_fd: int, base: str, st: os.stat_result) -> None:
     if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(base, dir_fd=parent_fd)  # fd-based: never follows a symlink inside
+        _remove_tree(parent_fd, base)
     else:
         os.unlink(base, dir_fd=parent_fd)
 
 
-def _copy_sparse(source: IO[bytes], fd: int, size: int) -> None:
-    """Copy an entry's data, leaving holes where whole blocks are zero (sparse files stay sparse)."""
-    offset = 0
-    while chunk := source.read(CHUNK):
-        if len(chunk) >= _HOLE_MIN and _is_zero(chunk):
-            offset += len(chunk)
-            continue
-        _write_all(fd, chunk, offset)
-        offset += len(chunk)
-    if offset != size:
-        raise WharfieError(f"layer entry data ended after {offset} of {size} bytes")
-    os.ftruncate(fd, size)  # a trailing hole still has to count in the size
+def _remove_tree(parent_fd: int, base: str) -> None:
+    """`shutil.rmtree(base, dir_fd=parent_fd)` without recursion.
 
+    Python 3.11's rmtree recurses once per level: a tree 1,000 deep (one `RUN
+    mkdir -p` makes it) ends in RecursionError. This walks with an explicit
+    stack, by descriptor like rmtree (O_NOFOLLOW, never into a symlink).
+    """
+    stack: list[tuple[int, str, int, list[str]]] = []  # (parent fd, name, fd, subdirectories left)
 
-def _write_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
+    def enter(at: int, name: str) -> None:
+        fd = os.open(name, _OPEN_DIR, dir_fd=at)
+        subdirs = []
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.name)
+                else:
+                    os.unlink(entry.name, dir_fd=fd)
+        stack.append((at, name, fd, subdirs))
 
-
-def _is_zero(chunk: bytes) -> bool:
-    if chunk[0] or chunk[-1]:
-        return False
-    return chunk == _ZEROS if len(chunk) == CHUNK else chunk.count(0) == len(chunk)
+    try:
+        enter(parent_fd, base)
+        while stack:
+            at, name, fd, subdirs = stack[-1]
+            if subdirs:
+                enter(fd, subdirs.pop())
+                continue
+            stack.pop()
+            os.close(fd)
+            os.rmdir(name, dir_fd=at)
+    finally:
+        for _, _, fd, _ in stack:
+            os.close(fd)

@@ -15,6 +15,11 @@ well-formed image needs it and it is the classic escape shape.
 Every component is opened with `O_NOFOLLOW` relative to its parent's file
 descriptor, so even a symlink that appears between our check and our use
 makes the operation fail instead of escaping.
+
+`open_exact` is the stricter walk for coming back to something already
+created (a directory whose mode and times are applied at the end of a
+layer): it follows no symlink at all, so a name that has been replaced by a
+link since is reported as gone rather than resolved to something else.
 """
 
 from __future__ import annotations
@@ -23,15 +28,17 @@ import errno
 import os
 import stat
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Self
 
-from oci.errors import UnsafePathError
+from oci.errors import UnsafePathError, WharfieError
 
 __all__ = ["MAX_SYMLINKS", "RootDir", "clean_entry_name"]
 
 MAX_SYMLINKS = 40  # what Linux allows in one path resolution (ELOOP beyond)
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# What opening a name with O_NOFOLLOW|O_DIRECTORY answers when it is gone, a symlink or no directory.
+_REPLACED = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
 
 
 def clean_entry_name(unsafe_name: str, *, what: str = "layer entry") -> list[str]:
@@ -59,10 +66,14 @@ class RootDir:
     directory or symlink.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, mkdir: Callable[[int, str], None] | None = None) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, mkdir: Callable[[int, str], None] | None = None,
+                 max_depth: int | None = None) -> None:
         self.fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         # How `create` makes a missing directory (parent fd, name): a caller may record what it made.
         self._mkdir = mkdir or _mkdir_0755
+        # Deepest an entry may land, symlinks followed: a real tree deeper than this is what
+        # recursive walks and removals (Python's included) cannot take.
+        self.max_depth = max_depth
         self._cache_key: tuple[str, ...] | None = None
         self._cache: tuple[int, tuple[str, ...]] | None = None
 
@@ -115,7 +126,7 @@ class RootDir:
                     resolved.pop()
                     fd = self._reopen(fd, resolved)
                     continue
-                st = self._lstat_or_create(fd, part, create)
+                st = self._lstat_or_create(fd, part, create, resolved, name)
                 if stat.S_ISLNK(st.st_mode):
                     links += 1
                     if links > MAX_SYMLINKS:
@@ -128,7 +139,8 @@ class RootDir:
                     continue
                 if not stat.S_ISDIR(st.st_mode):
                     where = "/".join([*resolved, part])
-                    raise NotADirectoryError(errno.ENOTDIR, f"{where} is not a directory")
+                    raise NotADirectoryError(errno.ENOTDIR, "not a directory", where)  # str() repr()s where
+                self._check_depth(resolved, name)
                 fd = self._step(fd, part)
                 resolved.append(part)
         except BaseException:
@@ -137,12 +149,42 @@ class RootDir:
             raise
         return fd, tuple(resolved)
 
-    def _lstat_or_create(self, fd: int, part: str, create: bool) -> os.stat_result:
+    def open_exact(self, parts: Sequence[str]) -> int | None:
+        """An `O_PATH` descriptor of the directory at exactly `parts`, following no symlink.
+
+        None when a component is missing, a symlink or not a directory: what
+        was there has been replaced. The caller owns the descriptor unless it
+        is `self.fd` (empty `parts`).
+        """
+        fd = self.fd
+        for part in parts:
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno not in _REPLACED:
+                    raise
+                child = None
+            if fd != self.fd:
+                os.close(fd)
+            if child is None:
+                return None
+            fd = child
+        return fd
+
+    def _check_depth(self, resolved: list[str], name: str) -> None:
+        """Refuse to go into one more directory when an entry there would be over the depth limit."""
+        if self.max_depth is not None and len(resolved) + 1 >= self.max_depth:
+            raise WharfieError(f"layer entry {name!r}: lands more than {self.max_depth} components deep, "
+                               f"over the path depth limit of {self.max_depth}")
+
+    def _lstat_or_create(self, fd: int, part: str, create: bool, resolved: list[str],
+                         name: str) -> os.stat_result:
         try:
             return os.stat(part, dir_fd=fd, follow_symlinks=False)
         except FileNotFoundError:
             if not create:
                 raise
+        self._check_depth(resolved, name)  # before creating it, not after
         self._mkdir(fd, part)
         return os.stat(part, dir_fd=fd, follow_symlinks=False)
 

@@ -19,12 +19,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from fixtures.baseimage import BusyboxLayout, make_busybox_layout, push_busybox
 from fixtures.proxy import FaultProxy
 from fixtures.registry import Registry
 from fixtures.tls import TLSFiles, make_tls
 from fixtures.token_issuer import Account, TokenIssuer
+
+# Fuzz budgets (issue #17). `ci`, the default: a fixed seed (derandomize) and a bounded example
+# count, no example database. `long`: `pytest --hypothesis-profile=long` or WHARFIE_FUZZ=long, for
+# campaigns on demand; every failure one finds is kept as an @example in its test.
+settings.register_profile("ci", derandomize=True, max_examples=150, deadline=None, database=None,
+                          print_blob=True)
+settings.register_profile("long", max_examples=20_000, deadline=None, database=None, print_blob=True)
+settings.load_profile(os.environ.get("WHARFIE_FUZZ", "ci"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

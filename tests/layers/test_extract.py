@@ -227,9 +227,14 @@ ro = member("ro", "d"); ro.mode = 0o555
 secret = member("ro/secret", mode=0o000)
 owned = member("owned"); owned.uid, owned.gid = 1000, 1001
 suid = member("suid", mode=0o4755)
+unreadable = member("wx", "d"); unreadable.mode = 0o311
 owners = {{}}
-extract_layer(make_tar((ro, None), (secret, b"s"), (owned, b"o"), (suid, b"x")), {out!r},
+extract_layer(make_tar((ro, None), (secret, b"s"), (owned, b"o"), (suid, b"x"), (unreadable, None)), {out!r},
               compression="none", owners=owners)
+# A later layer lists the directory we may not read again and writes into it: its metadata
+# goes through an O_PATH descriptor.
+again = member("wx", "d"); again.mode, again.mtime = 0o311, 4242
+extract_layer(make_tar((again, None), (member("wx/new"), b"n")), {out!r}, compression="none")
 print(json.dumps(owners, sort_keys=True))
 """
 
@@ -252,3 +257,23 @@ def test_unprivileged_extraction_records_owners_and_survives_read_only_dirs(tmp_
     assert (out / "ro/secret").read_bytes() == b"s"
     assert stat.S_IMODE(os.stat(out / "suid").st_mode) == 0o4755
     assert os.stat(out / "owned").st_uid == 0
+    wx = os.stat(out / "wx")
+    assert stat.S_IMODE(wx.st_mode) == 0o311 and wx.st_mtime == 4242
+    assert (out / "wx/new").read_bytes() == b"n"
+
+
+def test_owner_replaces_every_entrys_owner(tmp_path: Path) -> None:
+    """ADD --chown: the archive's owners are replaced; chown must not cost the setuid bit."""
+    suid = member("bin/tool", mode=0o4755)
+    suid.uid = suid.gid = 7
+    owners: dict[str, tuple[int, int]] = {}
+    apply(tmp_path, d("bin"), (suid, b"x"), (member("bin/sh", "l", link="tool"), None),
+          owner=(1234, 5678), owners=owners)
+    if IS_ROOT:
+        for name in ("bin", "bin/tool", "bin/sh"):
+            st = os.lstat(tmp_path / name)
+            assert (st.st_uid, st.st_gid) == (1234, 5678), name
+        assert owners == {}
+    else:
+        assert owners == {"bin": (1234, 5678), "bin/tool": (1234, 5678), "bin/sh": (1234, 5678)}
+    assert stat.S_IMODE(os.stat(tmp_path / "bin/tool").st_mode) == 0o4755
