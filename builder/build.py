@@ -13,6 +13,7 @@ from builder.dockerignore import load_ignore
 from builder.image import render_manifest, timestamp
 from builder.inplace_stage import stage_builder_class
 from builder.layer_cache import CACHE_STEPS_ANNOTATION, LayerCache, encode_steps
+from builder.limits import MAX_DOCKERFILE_SIZE
 from builder.options import BuildOptions
 from builder.output import BuiltImage, deliver
 from builder.session import BuildSession
@@ -44,6 +45,8 @@ class BuildResult:
 
 
 def _read_dockerfile(path: Path) -> str:
+    if path.stat().st_size > MAX_DOCKERFILE_SIZE.value:  # before reading it all into memory
+        raise DockerfileError(MAX_DOCKERFILE_SIZE.exceeded("the Dockerfile"), file=path.name)
     try:
         return path.read_text()
     except UnicodeDecodeError:

@@ -63,7 +63,7 @@ def _parse_json(rest: str) -> list[str] | None:
 
     try:
         value = json.loads(text, parse_constant=reject)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deep for the decoder: shell form, as invalid JSON is
         return None
     if not isinstance(value, list):
         return None

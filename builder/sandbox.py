@@ -86,6 +86,20 @@ class RunSpec:
     tmpfs: tuple[Tmpfs, ...] = ()
     overlay: OverlayDirs | None = None
 
+    def __post_init__(self) -> None:
+        # exec refuses a NUL byte anywhere and an '=' in a variable's name; say which before anything starts
+        # (a base image's config, from a registry, can hold either).
+        texts = [("command", arg) for arg in self.argv] + [("working directory", self.cwd)]
+        texts += [("environment", f"{key}={value}") for key, value in self.env.items()]
+        for what, text in texts:
+            if "\0" in text:
+                raise SandboxError(f"the step's {what} holds a NUL byte: {text[:60]!r}")
+        if not self.argv:
+            raise SandboxError("the step has no command")
+        bad = [key for key in self.env if not key or "=" in key]
+        if bad:
+            raise SandboxError(f"invalid environment variable name {bad[0]!r}")
+
 
 class SandboxError(WharfieError):
     """The sandbox could not be set up for a step."""
