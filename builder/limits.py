@@ -22,6 +22,7 @@ __all__ = [
     "MAX_INSTRUCTIONS",
     "MAX_LINE_LENGTH",
     "MAX_STAGES",
+    "MAX_VARIABLES_SIZE",
     "Limit",
 ]
 
@@ -49,6 +50,9 @@ MAX_HEREDOCS = Limit("max-heredocs", 64, "heredocs per instruction")
 MAX_EXPANSION_DEPTH = Limit("max-expansion-depth", 32, "nested ${...}")
 # An expanded word (or COPY heredoc body) may be this much longer than it is written.
 MAX_EXPANDED_LENGTH = Limit("max-expanded-length", 1 * MiB, "characters of growth")
+# ARG and ENV values in force at one step ("K=V" each): a RUN's environment could not hold more (execve's limit is
+# about 2 MiB), and every step's cache key hashes them all.
+MAX_VARIABLES_SIZE = Limit("max-variables-size", 1 * MiB, "characters")
 
 LIMITS = (MAX_DOCKERFILE_SIZE, MAX_LINE_LENGTH, MAX_INSTRUCTIONS, MAX_STAGES, MAX_HEREDOCS, MAX_EXPANSION_DEPTH,
-          MAX_EXPANDED_LENGTH)
+          MAX_EXPANDED_LENGTH, MAX_VARIABLES_SIZE)
