@@ -20,6 +20,7 @@ from builder.layer_cache import CacheOptions
 from builder.options import BuildOptions, OutputOptions, default_cache_dir
 from builder.rootless import enter_user_namespace_if_needed
 from builder.run_mounts import parse_secret_flag
+from layers.compress import new_compressor
 from oci.errors import WharfieError
 from oci.models import Platform, host_platform
 from registry.cleanup import parse_age
@@ -28,6 +29,8 @@ from registry.reference import parse_reference
 __all__ = ["cli", "main"]
 
 log = logging.getLogger("wharfie")
+
+_LAST_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
 
 
 def _key_values(pairs: tuple[str, ...], flag: str, *, from_env: bool = False) -> dict[str, str]:
@@ -80,10 +83,22 @@ def _dockerfile_path(dockerfile: str | None, context: Path) -> Path:
 def _epoch(reproducible: bool) -> int | None:
     raw = os.environ.get("SOURCE_DATE_EPOCH")
     if raw:
-        if not raw.isdigit():
+        if not raw.isdigit() or not raw.isascii():
             raise click.BadParameter(f"SOURCE_DATE_EPOCH must be a whole number of seconds, got {raw!r}")
+        if int(raw) > _LAST_EPOCH:  # timestamps are written as RFC 3339, years up to 9999
+            raise click.BadParameter(f"SOURCE_DATE_EPOCH {raw} is after the year 9999")
         return int(raw)
     return 0 if reproducible else None
+
+
+def _compression_level(compression: str, level: int | None) -> int | None:
+    """--compression-level, checked now (by making a compressor) rather than at the first layer."""
+    if level is not None:
+        try:
+            new_compressor(compression, level)
+        except (ValueError, OverflowError) as exc:
+            raise click.BadParameter(f"{level} for {compression}: {exc}", param_hint="--compression-level") from None
+    return level
 
 
 def _setup_logging(verbosity: str, quiet: bool) -> None:
@@ -164,7 +179,7 @@ def build(**kw: Any) -> None:
         image_name_with_digest_file=Path(kw["image_name_with_digest_file"]) if kw["image_name_with_digest_file"] else None,
         oci_layout_path=Path(kw["oci_layout_path"]) if kw["oci_layout_path"] else None,
         manifest_format=kw["manifest_format"], compression=kw["compression"],
-        compression_level=kw["compression_level"],
+        compression_level=_compression_level(kw["compression"], kw["compression_level"]),
     )
     options = BuildOptions(
         context=context,

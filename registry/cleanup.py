@@ -48,7 +48,10 @@ def parse_age(text: str) -> dt.timedelta:
         raise WharfieError(f"invalid age {text!r}: expected a number and a unit, e.g. 90d, 12h, 2w, 1month")
     unit = match.group(2)
     key = "month" if unit.startswith("month") else unit[0]
-    return dt.timedelta(seconds=int(match.group(1)) * _AGE_UNITS[key])
+    try:
+        return dt.timedelta(seconds=int(match.group(1)) * _AGE_UNITS[key])
+    except OverflowError:
+        raise WharfieError(f"invalid age {text!r}: longer than {dt.timedelta.max.days} days") from None
 
 
 def _compile(pattern: str | None, flag: str) -> re.Pattern[str] | None:
@@ -88,7 +91,7 @@ def plan_cleanup(tags: Sequence[TagInfo], policy: CleanupPolicy, now: dt.datetim
     if policy.keep_n:
         candidates = candidates[policy.keep_n:]
     if policy.older_than is not None:
-        cutoff = now - policy.older_than
+        cutoff = now - policy.older_than if policy.older_than < now - oldest else oldest  # no tag is that old
         candidates = [t for t in candidates if t.created is not None and t.created < cutoff]
     return candidates
 

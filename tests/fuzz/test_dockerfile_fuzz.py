@@ -75,7 +75,7 @@ def test_malformed_url_keeps_credentials_out_of_the_error(offline: OfflineBuild)
 
 # -- property tests ---------------------------------------------------------------
 
-@fuzz_settings(300)
+@fuzz_settings(150)
 @given(dockerfiles())
 @example(b"FROM a.txt\nFROM busybox\nRUN --mount=type=bind,from=0,target=/f a.txt\n")  # KeyError: a mount's
 # from=0 names an image (stages by name only), the plan knew it, the step looked for stage 0
@@ -83,14 +83,14 @@ def test_generated_dockerfiles(offline: OfflineBuild, text: bytes) -> None:
     check_build(offline, text)
 
 
-@fuzz_settings(300)
+@fuzz_settings(150)
 @given(conformance_mutants())
 @example(b"FROM busybox\nWORKDIR /app\nCOPY a.txt " + b"renamed.txt" * 24 + b"\n")  # OSError: file name too long
 def test_mutated_conformance_cases(offline: OfflineBuild, text: bytes) -> None:
     check_build(offline, text)
 
 
-@fuzz_settings(150)
+@fuzz_settings(100)
 @given(hostile_bytes())
 def test_arbitrary_bytes(offline: OfflineBuild, text: bytes) -> None:
     check_build(offline, text)

@@ -133,7 +133,7 @@ EXPRESSIONS = st.lists(st.sampled_from(["$", "{", "}", "A", "B", ":", "-", "+", 
                                         '"', "`", "x", " ", "\t", "\n", "${A", "${B:-", "}}"]), max_size=30).map("".join)
 
 
-@fuzz_settings(300)
+@fuzz_settings(200)
 @example("${A\n", "\\", {})  # the message held the newline
 @given(EXPRESSIONS, st.sampled_from(["\\", "`"]), st.dictionaries(st.sampled_from(["A", "B", "C"]),
                                                                   st.text(max_size=8), max_size=3))

@@ -71,7 +71,7 @@ PATTERNS = st.lists(SEGMENTS, min_size=1, max_size=4).map("/".join)
 PATHS = st.lists(st.text("ab.cd*", min_size=1, max_size=4), min_size=1, max_size=5).map("/".join)
 
 
-@fuzz_settings(600)
+@fuzz_settings(300)
 @given(PATTERNS, PATHS)
 @example("**/**/a", "b/b/a")
 @example("a/**", "a/b/c")
@@ -143,7 +143,7 @@ def offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineBuild]:
         yield build
 
 
-@fuzz_settings(40)
+@fuzz_settings(20)
 @given(st.lists(st.one_of(PATTERNS, st.sampled_from(["!a.txt", "!", "dir", "*.txt", "\\q", "[z-a]", "#c", " "])),
                 max_size=5).map("\n".join))
 def test_builds_honour_any_dockerignore(offline: OfflineBuild, ignore: str) -> None:
