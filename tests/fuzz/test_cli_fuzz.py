@@ -15,7 +15,6 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from unittest import mock
 
 import httpx
