@@ -357,7 +357,7 @@ def split_command(line: str) -> tuple[str, list[str], str]:
 def extract_flags(text: str) -> tuple[str, list[str]]:
     """Leading ``--name[=value]`` words (quotes and backslashes processed) and the text after them."""
     words: list[str] = []
-    word = ""
+    word: list[str] = []  # characters: `str +=` here was quadratic in a long flag
     phase = "space"
     quote = ""
     blank_ok = False
@@ -375,16 +375,16 @@ def extract_flags(text: str) -> tuple[str, list[str]]:
                 return text[pos:], words
             phase = "word"
         if pos == n:
-            if word != "--" and (blank_ok or word):
-                words.append(word)
+            if word != ["-", "-"] and (blank_ok or word):
+                words.append("".join(word))
             break
         pos += 1
         if phase == "word" and ch.isspace():
-            if word == "--":
+            if word == ["-", "-"]:
                 return text[pos - 1 :], words
             if blank_ok or word:
-                words.append(word)
-            phase, word, blank_ok = "space", "", False
+                words.append("".join(word))
+            phase, word, blank_ok = "space", [], False
         elif phase == "word" and ch in "'\"":
             phase, quote, blank_ok = "quote", ch, True
         elif phase == "quote" and ch == quote:
@@ -393,8 +393,8 @@ def extract_flags(text: str) -> tuple[str, list[str]]:
             if pos == n:
                 phase = "word"
                 continue  # a backslash at the very end is dropped
-            word += text[pos]
+            word.append(text[pos])
             pos += 1
         else:
-            word += ch
+            word.append(ch)
     return "", words

@@ -73,6 +73,22 @@ def test_malformed_url_keeps_credentials_out_of_the_error(offline: OfflineBuild)
     assert "hunter2" not in message
 
 
+SLOW_INPUTS = {  # found by probing with big inputs: each took minutes to hours, or blew the stack
+    "expose-ranges": b"FROM busybox\nEXPOSE " + b"1-65535 " * 100_000 + b"\n",
+    "long-env-word": b"FROM busybox\nENV A=" + b"a" * 900_000 + b"\n",
+    "long-flag": b"FROM busybox\nRUN --mount=type=tmpfs,target=/" + b"a" * 900_000 + b" true\n",
+    "deep-json": b"FROM busybox\nRUN " + b"[" * 100_000 + b"\n",
+    "deep-json-copy": b"FROM busybox\nCOPY " + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+    "many-pairs": b"FROM busybox\nARG " + b" ".join(b"K%d=$K%d" % (i, i - 1) for i in range(1, 40_000)) + b"\n",
+}
+
+
+@pytest.mark.parametrize("dockerfile", SLOW_INPUTS.values(), ids=SLOW_INPUTS.keys())
+def test_inputs_that_took_minutes(offline: OfflineBuild, dockerfile: bytes) -> None:
+    with time_limit(20, "a build that took minutes"):
+        check_build(offline, dockerfile)
+
+
 # -- property tests ---------------------------------------------------------------
 
 @fuzz_settings(150)
@@ -92,6 +108,7 @@ def test_mutated_conformance_cases(offline: OfflineBuild, text: bytes) -> None:
 
 @fuzz_settings(100)
 @given(hostile_bytes())
+@example(b"FROM busybox\nRUN " + b"[" * 5000)  # RecursionError in json.loads
 def test_arbitrary_bytes(offline: OfflineBuild, text: bytes) -> None:
     check_build(offline, text)
 
