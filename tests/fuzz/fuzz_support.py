@@ -146,6 +146,7 @@ class OfflineBuild:
 
     root: Path
     platform: Platform = field(default_factory=lambda: Platform("linux", "amd64"))
+    base_env: tuple[str, ...] = ("PATH=/usr/bin:/bin",)  # the base image config's Env
 
     def __post_init__(self) -> None:
         self.context = self.root / "context"
@@ -172,7 +173,7 @@ class OfflineBuild:
 
     def base_state(self) -> ImageState:
         config = ImageConfig(architecture=self.platform.architecture, os=self.platform.os,
-                             config=ContainerConfig(env=("PATH=/usr/bin:/bin",)), diff_ids=(self.base_layer.diff_id,))
+                             config=ContainerConfig(env=self.base_env), diff_ids=(self.base_layer.diff_id,))
         return ImageState(config=config, layers=(self.base_layer,))
 
     @contextmanager

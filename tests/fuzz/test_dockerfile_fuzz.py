@@ -54,6 +54,17 @@ def test_nul_byte_in_heredoc_body_names_its_line(offline: OfflineBuild) -> None:
     assert message is not None and message.startswith("Dockerfile:4: ")
 
 
+def test_nul_byte_from_a_base_image_config(offline: OfflineBuild) -> None:
+    """A registry's config can hold what a Dockerfile cannot: the step refuses it, naming no value."""
+    offline.base_env = ("PATH=/bin", "TOKEN=hunter2\x00")
+    try:
+        message = check_build(offline, b"FROM busybox\nRUN true\n")
+    finally:
+        offline.base_env = ("PATH=/usr/bin:/bin",)
+    assert message is not None and message.startswith("Dockerfile:2: ") and "TOKEN" in message
+    assert "hunter2" not in message
+
+
 def test_invalid_ipv6_url_in_add(offline: OfflineBuild) -> None:
     """Issue 17: `ADD http://[::1` raised "ValueError: Invalid IPv6 URL" with a traceback."""
     message = check_build(offline, b"FROM scratch\nADD http://[::1 /x\n")
