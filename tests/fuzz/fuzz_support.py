@@ -147,6 +147,7 @@ class OfflineBuild:
     root: Path
     platform: Platform = field(default_factory=lambda: Platform("linux", "amd64"))
     base_env: tuple[str, ...] = ("PATH=/usr/bin:/bin",)  # the base image config's Env
+    base_on_build: tuple[str, ...] | None = None  # and its OnBuild triggers
 
     def __post_init__(self) -> None:
         self.context = self.root / "context"
@@ -173,7 +174,8 @@ class OfflineBuild:
 
     def base_state(self) -> ImageState:
         config = ImageConfig(architecture=self.platform.architecture, os=self.platform.os,
-                             config=ContainerConfig(env=self.base_env), diff_ids=(self.base_layer.diff_id,))
+                             config=ContainerConfig(env=self.base_env, on_build=self.base_on_build),
+                             diff_ids=(self.base_layer.diff_id,))
         return ImageState(config=config, layers=(self.base_layer,))
 
     @contextmanager

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dockerfile_strategies import conformance_mutants, dockerfiles, hostile_bytes
+from dockerfile_strategies import conformance_mutants, dockerfiles, hostile_bytes, instruction
 from fuzz_support import OfflineBuild, assert_error_contract, fuzz_settings, outcome, time_limit
 from hypothesis import example, given
+from hypothesis import strategies as st
 
 from oci.errors import WharfieError
 
@@ -129,3 +130,15 @@ def test_the_offline_build_builds(offline: OfflineBuild, tmp_path: Path) -> None
     assert check_build(offline, b"FROM busybox\nCOPY a.txt /a\nRUN true\n") is None
     message = check_build(offline, b"FROM busybox\nCOPY missing.txt /a\n")
     assert message is not None and message.startswith("Dockerfile:2: ")
+
+
+@fuzz_settings(40)
+@given(st.lists(st.one_of(instruction(), st.text(max_size=30)), min_size=1, max_size=3))
+@example(["RUN <<EOF", "ONBUILD RUN x", "COPY\x00 a b"])
+def test_onbuild_triggers_of_a_base_image(offline: OfflineBuild, triggers: list[str]) -> None:
+    """A base image's config (a registry's answer) carries ONBUILD triggers: each is parsed like a Dockerfile."""
+    offline.base_on_build = tuple(triggers)
+    try:
+        check_build(offline, b"FROM busybox\nRUN true\n")
+    finally:
+        offline.base_on_build = None
