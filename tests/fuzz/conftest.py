@@ -5,9 +5,10 @@ CI runs every fuzz test with a fixed seed and a small example budget (see
 
     pytest tests/fuzz --hypothesis-profile=long      (or WHARFIE_FUZZ=long pytest tests/fuzz)
 
-multiplies every budget, draws fresh random examples and keeps Hypothesis'
-example database (.hypothesis/), so a failure found once is replayed first
-next time. Every failure found becomes an ``@example`` regression in the test.
+multiplies every budget (by 100, or by $WHARFIE_FUZZ_FACTOR), draws fresh
+random examples and keeps Hypothesis' example database (.hypothesis/), so a
+failure found once is replayed first next time. Every failure found becomes
+an ``@example`` regression in the test.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ from registry.reference import Reference, parse_reference
 __all__ = ["CONTEXT_FILES", "HangError", "OfflineBuild", "assert_error_contract", "fuzz_settings", "is_long", "outcome",
            "time_limit"]
 
-LONG_FACTOR = 100
+LONG_FACTOR = int(os.environ.get("WHARFIE_FUZZ_FACTOR", "100"))  # a long campaign runs this many times CI's budget
 
 
 def is_long() -> bool:
