@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +32,7 @@ __all__ = ["cli", "main"]
 log = logging.getLogger("wharfie")
 
 _LAST_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _key_values(pairs: tuple[str, ...], flag: str, *, from_env: bool = False) -> dict[str, str]:
@@ -227,6 +229,11 @@ def _attach_registry_commands() -> None:
 _attach_registry_commands()
 
 
+def _one_line(text: str) -> str:
+    """Control characters escaped: an error is one line, whatever text of the user's it quotes."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
@@ -234,14 +241,15 @@ def main() -> None:
         click.echo("wharfie: aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
+        exc.message = _one_line(exc.message)
         exc.show()
         sys.exit(exc.exit_code)
     except WharfieError as exc:
-        click.echo(f"wharfie: error: {exc}", err=True)
+        click.echo(f"wharfie: error: {_one_line(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("wharfie: interrupted", err=True)
         sys.exit(130)
     except OSError as exc:
-        click.echo(f"wharfie: error: {exc}", err=True)
+        click.echo(f"wharfie: error: {_one_line(str(exc))}", err=True)
         sys.exit(1)

@@ -102,9 +102,15 @@ class Reference:
         return replace(self, digest=digest)
 
     def with_registry(self, registry: str, prefix: str = "") -> Reference:
-        """The same image in another registry (a mirror), optionally under a path prefix."""
+        """The same image in another registry (a mirror), optionally under a path prefix.
+
+        Both are checked as a reference's would be: a mirror flag is user input that becomes a URL.
+        """
+        host = parse_host(registry)
         repository = f"{prefix.strip('/')}/{self.repository}" if prefix.strip("/") else self.repository
-        return replace(self, registry=normalize_host(registry), repository=repository)
+        if not _NAME_RE.fullmatch(repository):
+            raise InvalidReferenceError(f"invalid repository path {_quote(prefix)} under registry {host}")
+        return replace(self, registry=host, repository=repository)
 
     def context(self, action: str) -> str:
         """``HOST/REPO (ACTION)``: how errors name what was being done to which repository."""

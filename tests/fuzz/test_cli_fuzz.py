@@ -172,6 +172,9 @@ def registry_commands(draw: st.DrawFn) -> list[str]:
 @example(["cleanup", "busybox", "--older-than", "9" * 30 + "d", "--name-regex-delete", ".*"])
 @example(["cache", "prune", "localhost:5000/c", "--older-than", "99999999999999999999h"])
 @example(["login", "[::1", "-u", "u", "--password", "p"])
+@example(["tags", "ls", "busybox", "\r"])  # click quoted the argument raw: the error took two lines
+@example(["pull", "busybox", "--tar-path", "out.tar", "--registry-mirror", "\x80"])  # httpx.InvalidURL
+@example(["inspect", "busybox", "--registry-mirror", "h/\x1f"])
 def test_registry_commands(offline: OfflineBuild, args: list[str]) -> None:
     with time_limit(20, "wharfie " + " ".join(args[:2])):
         run = run_main([*args, "-q"] if args[0] not in ("logout",) else args)
