@@ -32,7 +32,7 @@ __all__ = ["cli", "main"]
 log = logging.getLogger("wharfie")
 
 _LAST_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # what a terminal or str.splitlines() breaks on
 
 
 def _key_values(pairs: tuple[str, ...], flag: str, *, from_env: bool = False) -> dict[str, str]:

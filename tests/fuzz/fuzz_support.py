@@ -102,7 +102,7 @@ def assert_error_contract(exc: BaseException, *, filename: str | None = None) ->
     assert isinstance(exc, WharfieError), f"not a WharfieError: {type(exc).__name__}: {exc!r}"
     message = str(exc)
     assert message.strip(), f"empty message: {type(exc).__name__}"
-    assert "\n" not in message and "\r" not in message, f"message is not one line: {message!r}"
+    assert len(message.splitlines()) == 1, f"message is not one line: {message!r}"
     assert "Traceback" not in message, f"message holds a traceback: {message!r}"
     assert "\x00" not in message, f"message holds a NUL byte: {message!r}"
     if filename is None or isinstance(exc, InvalidReferenceError):

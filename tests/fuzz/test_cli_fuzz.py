@@ -173,6 +173,7 @@ def registry_commands(draw: st.DrawFn) -> list[str]:
 @example(["cache", "prune", "localhost:5000/c", "--older-than", "99999999999999999999h"])
 @example(["login", "[::1", "-u", "u", "--password", "p"])
 @example(["tags", "ls", "busybox", "\r"])  # click quoted the argument raw: the error took two lines
+@example(["tags", "ls", "busybox", "\x85"])  # so does NEL, for str.splitlines()
 @example(["pull", "busybox", "--tar-path", "out.tar", "--registry-mirror", "\x80"])  # httpx.InvalidURL
 @example(["inspect", "busybox", "--registry-mirror", "h/\x1f"])
 def test_registry_commands(offline: OfflineBuild, args: list[str]) -> None:
