@@ -79,7 +79,10 @@ def parse_age(text: str) -> dt.timedelta:
         raise WharfieError(f"invalid age {text!r}: expected a number and a unit, e.g. 90d, 12h, 2w, 1month")
     unit = match.group(2)
     key = "month" if unit.startswith("month") else unit[0]
-    return dt.timedelta(seconds=int(match.group(1)) * _AGE_UNITS[key])
+    try:
+        return dt.timedelta(seconds=int(match.group(1)) * _AGE_UNITS[key])
+    except OverflowError:
+        raise WharfieError(f"invalid age {text!r}: longer than {dt.timedelta.max.days} days") from None
 
 
 def _compile(pattern: str | None, flag: str) -> re.Pattern[str] | None:
@@ -153,7 +156,7 @@ def make_plan(tags: Sequence[TagInfo], policy: CleanupPolicy, now: dt.datetime) 
         candidates = candidates[policy.keep_n:]
     if policy.older_than is None:
         return CleanupPlan(candidates, [])
-    cutoff = now - policy.older_than
+    cutoff = now - policy.older_than if policy.older_than < now - oldest else oldest  # no tag is that old
     delete, undated = [], []
     for tag in candidates:
         if tag.created is not None and (tag.doubt is None or policy.trust_image_dates):

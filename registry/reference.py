@@ -23,6 +23,7 @@ __all__ = [
     "Reference",
     "api_host",
     "normalize_host",
+    "parse_host",
     "parse_reference",
 ]
 
@@ -37,7 +38,7 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _NAME_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _DOMAIN_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN_RE = re.compile(rf"(?:{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?")
-_TAG_RE = re.compile(r"[\w][\w.-]{0,127}")
+_TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)  # Go's \w is ASCII; Python's takes any letter
 _HEX64_RE = re.compile(r"[a-f0-9]{64}")
 
 
@@ -93,7 +94,7 @@ class Reference:
 
     def with_tag(self, tag: str) -> Reference:
         if not _TAG_RE.fullmatch(tag):
-            raise InvalidReferenceError(f"invalid tag {tag!r} for {self.name}: "
+            raise InvalidReferenceError(f"invalid tag {_quote(tag)} for {self.name}: "
                                  "up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'")
         return replace(self, tag=tag, digest=None)
 
@@ -101,13 +102,34 @@ class Reference:
         return replace(self, digest=digest)
 
     def with_registry(self, registry: str, prefix: str = "") -> Reference:
-        """The same image in another registry (a mirror), optionally under a path prefix."""
+        """The same image in another registry (a mirror), optionally under a path prefix.
+
+        Both are checked as a reference's would be: a mirror flag is user input that becomes a URL.
+        """
+        host = parse_host(registry)
         repository = f"{prefix.strip('/')}/{self.repository}" if prefix.strip("/") else self.repository
-        return replace(self, registry=normalize_host(registry), repository=repository)
+        if not _NAME_RE.fullmatch(repository):
+            raise InvalidReferenceError(f"invalid repository path {_quote(prefix)} under registry {host}")
+        return replace(self, registry=host, repository=repository)
 
     def context(self, action: str) -> str:
         """``HOST/REPO (ACTION)``: how errors name what was being done to which repository."""
         return f"{self.name} ({action})"
+
+
+def parse_host(text: str) -> str:
+    """A registry host as `docker login` and the registry flags take it (``HOST[:PORT]``), normalised.
+
+    Raises `InvalidReferenceError` for anything that is not one, before it becomes a URL.
+    """
+    if not _DOMAIN_RE.fullmatch(text):
+        raise InvalidReferenceError(f"invalid registry host {_quote(text)}: expected HOST[:PORT]")
+    return normalize_host(text)
+
+
+def _quote(text: str) -> str:
+    """`text` quoted for an error message, cut short: a message names the reference, it need not hold a megabyte."""
+    return repr(text if len(text) <= 512 else text[:512] + "...")
 
 
 def normalize_host(host: str) -> str:
@@ -126,7 +148,7 @@ def _split_domain(text: str, original: str) -> tuple[str, str]:
     first, sep, rest = text.partition("/")
     if sep and (("." in first) or (":" in first) or first == "localhost" or first.lower() != first):
         if not _DOMAIN_RE.fullmatch(first):
-            raise InvalidReferenceError(f"invalid reference {original!r}: invalid registry host {first!r}")
+            raise InvalidReferenceError(f"invalid reference {_quote(original)}: invalid registry host {_quote(first)}")
         return normalize_host(first), rest
     return DEFAULT_REGISTRY, text
 
@@ -138,14 +160,14 @@ def _split_suffixes(text: str, original: str) -> tuple[str, str | None, Digest |
         try:
             digest = Digest.parse(raw_digest)
         except WharfieError as exc:
-            raise InvalidReferenceError(f"invalid reference {original!r}: {exc}") from None
+            raise InvalidReferenceError(f"invalid reference {_quote(original)}: {exc}") from None
     tag: str | None = None
     slash = text.rfind("/")
     colon = text.rfind(":")
     if colon > slash:
         text, tag = text[:colon], text[colon + 1:]
         if not _TAG_RE.fullmatch(tag):
-            raise InvalidReferenceError(f"invalid reference {original!r}: invalid tag {tag!r} "
+            raise InvalidReferenceError(f"invalid reference {_quote(original)}: invalid tag {_quote(tag)} "
                                  "(up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-')")
     return text, tag, digest
 
@@ -160,19 +182,19 @@ def parse_reference(text: str) -> Reference:
     if not text:
         raise InvalidReferenceError("invalid reference: empty image name")
     if "://" in text:
-        raise InvalidReferenceError(f"invalid reference {original!r}: give HOST/PATH[:TAG], not a URL")
+        raise InvalidReferenceError(f"invalid reference {_quote(original)}: give HOST/PATH[:TAG], not a URL")
     registry, remainder = _split_domain(text, original)
     path, tag, digest = _split_suffixes(remainder, original)
     if registry == DEFAULT_REGISTRY and "/" not in path:
         if _HEX64_RE.fullmatch(path):
-            raise InvalidReferenceError(f"invalid reference {original!r}: a 64-character hex string is an image id, "
+            raise InvalidReferenceError(f"invalid reference {_quote(original)}: a 64-character hex string is an image id, "
                                  "not a repository name")
         path = f"library/{path}"
     if path.lower() != path and _NAME_RE.fullmatch(path.lower()):
-        raise InvalidReferenceError(f"invalid reference {original!r}: repository name must be lowercase")
+        raise InvalidReferenceError(f"invalid reference {_quote(original)}: repository name must be lowercase")
     if not _NAME_RE.fullmatch(path):
-        raise InvalidReferenceError(f"invalid reference {original!r}: invalid repository name {path!r} (lowercase "
+        raise InvalidReferenceError(f"invalid reference {_quote(original)}: invalid repository name {_quote(path)} (lowercase "
                              "letters, digits and separators '.', '_', '__', '-', components joined by '/')")
     if len(f"{registry}/{path}") > _NAME_MAX:
-        raise InvalidReferenceError(f"invalid reference {original!r}: repository name longer than {_NAME_MAX} characters")
+        raise InvalidReferenceError(f"invalid reference {_quote(original)}: repository name longer than {_NAME_MAX} characters")
     return Reference(registry, path, tag, digest)

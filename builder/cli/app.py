@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +23,7 @@ from builder.engine.options import BuildOptions, OutputOptions, default_cache_di
 from builder.execution.isolation import resolve_isolation
 from builder.execution.rootless import enter_user_namespace_if_needed
 from builder.execution.run_mounts import parse_secret_flag
+from layers.compress import new_compressor
 from oci.errors import WharfieError
 from oci.models import Platform, host_platform
 from registry.cleanup import parse_age
@@ -30,6 +32,9 @@ from registry.reference import parse_reference
 __all__ = ["cli", "main"]
 
 log = logging.getLogger("wharfie")
+
+_LAST_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # what a terminal or str.splitlines() breaks on
 
 
 def _key_values(pairs: tuple[str, ...], flag: str, *, from_env: bool = False) -> dict[str, str]:
@@ -82,8 +87,10 @@ def _dockerfile_path(dockerfile: str | None, context: Path) -> Path:
 def _epoch(reproducible: bool) -> int | None:
     raw = os.environ.get("SOURCE_DATE_EPOCH")
     if raw:
-        if not raw.isdigit():
+        if not raw.isdigit() or not raw.isascii():
             raise click.BadParameter(f"SOURCE_DATE_EPOCH must be a whole number of seconds, got {raw!r}")
+        if int(raw) > _LAST_EPOCH:  # timestamps are written as RFC 3339, years up to 9999
+            raise click.BadParameter(f"SOURCE_DATE_EPOCH {raw} is after the year 9999")
         return int(raw)
     return 0 if reproducible else None
 
@@ -96,6 +103,16 @@ def _attest_options(kw: dict[str, Any]) -> AttestOptions:
     return AttestOptions(sbom=kw["sbom"] or files["sbom_file"] is not None,
                          provenance=kw["provenance"] or files["provenance_file"] is not None,
                          sbom_file=files["sbom_file"], provenance_file=files["provenance_file"])
+
+
+def _compression_level(compression: str, level: int | None) -> int | None:
+    """--compression-level, checked now (by making a compressor) rather than at the first layer."""
+    if level is not None:
+        try:
+            new_compressor(compression, level)
+        except (ValueError, OverflowError) as exc:
+            raise click.BadParameter(f"{level} for {compression}: {exc}", param_hint="--compression-level") from None
+    return level
 
 
 def _setup_logging(verbosity: str, quiet: bool) -> None:
@@ -191,7 +208,7 @@ def _build(kw: dict[str, Any]) -> None:
         image_name_with_digest_file=Path(kw["image_name_with_digest_file"]) if kw["image_name_with_digest_file"] else None,
         oci_layout_path=Path(kw["oci_layout_path"]) if kw["oci_layout_path"] else None,
         manifest_format=kw["manifest_format"], compression=kw["compression"],
-        compression_level=kw["compression_level"],
+        compression_level=_compression_level(kw["compression"], kw["compression_level"]),
     )
     options = BuildOptions(
         context=context,
@@ -246,6 +263,11 @@ def _attach_registry_commands() -> None:
 _attach_registry_commands()
 
 
+def _one_line(text: str) -> str:
+    """Control characters escaped: an error is one line, whatever text of the user's it quotes."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
 def main() -> None:
     handle_cancel_signals()
     try:
@@ -257,14 +279,15 @@ def main() -> None:
         click.echo("wharfie: aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
+        exc.message = _one_line(exc.message)
         exc.show()
         sys.exit(exc.exit_code)
     except WharfieError as exc:
-        click.echo(f"wharfie: error: {exc}", err=True)
+        click.echo(f"wharfie: error: {_one_line(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("wharfie: interrupted", err=True)
         sys.exit(130)
     except OSError as exc:
-        click.echo(f"wharfie: error: {exc}", err=True)
+        click.echo(f"wharfie: error: {_one_line(str(exc))}", err=True)
         sys.exit(1)

@@ -34,7 +34,7 @@ from registry.inspect import inspect_image
 from registry.options import RegistryOptions
 from registry.progress import choose_progress
 from registry.pull import pull_image, write_docker_tarball, write_oci_layout
-from registry.reference import DEFAULT_REGISTRY, Reference, normalize_host, parse_reference
+from registry.reference import DEFAULT_REGISTRY, Reference, normalize_host, parse_host, parse_reference
 from registry.session import is_loopback
 from registry.tags import delete_tag, list_tags
 
@@ -190,7 +190,7 @@ def _registry_host(text: str | None) -> str:
         return DEFAULT_REGISTRY
     for scheme in ("https://", "http://"):
         text = text.removeprefix(scheme)
-    return normalize_host(text.split("/", 1)[0])
+    return parse_host(text.split("/", 1)[0])
 
 
 def _read_password(password: str | None, password_stdin: bool) -> str:

@@ -18,6 +18,7 @@ from builder.engine.output import BuiltImage, deliver
 from builder.engine.session import BuildSession
 from builder.execution.binfmt import require_runnable
 from builder.frontend import instructions as ins
+from builder.frontend.limits import MAX_DOCKERFILE_SIZE
 from builder.frontend.plan import BuildPlan, parse_dockerfile
 from builder.image.platforms import stage_platform
 from builder.image.state import render_manifest, timestamp
@@ -48,6 +49,8 @@ class BuildResult:
 
 
 def _read_dockerfile(path: Path) -> str:
+    if path.stat().st_size > MAX_DOCKERFILE_SIZE.value:  # before reading it all into memory
+        raise DockerfileError(MAX_DOCKERFILE_SIZE.exceeded("the Dockerfile"), file=path.name)
     try:
         return path.read_text()
     except UnicodeDecodeError:

@@ -143,6 +143,10 @@ class StageBuilder:
                                    f"{_one_line(instr.original)}" + (f" ({tail})" if tail else "")) from None
             except WharfieError as exc:
                 raise WharfieError(f"{self._where(instr)}: {exc}") from None
+            except OSError as exc:  # the filesystem refused the step (a name too long, no space left, ...)
+                name = os.path.basename(str(exc.filename or ""))
+                shown = f" ({name[:60]}{'...' if len(name) > 60 else ''})" if name else ""
+                raise WharfieError(f"{self._where(instr)}: {exc.strerror or exc}{shown}") from None
         return StageResult(self.stage.index, self.stage.name, self.state, self.rootfs if self.extracted else None,
                            self.scope, self.key, tuple(self.step_keys))
 
@@ -473,10 +477,10 @@ def _run_and_commit(builder: StageBuilder, spec: RunSpec, created_by: str, scrat
     builder._commit(layer, created_by)
 
 
-def _from_source(builder: StageBuilder, source: str) -> tuple[Path | None, ImageState]:
+def _from_source(builder: StageBuilder, source: str, *, allow_index: bool = True) -> tuple[Path | None, ImageState]:
     """A `--from` source: a built stage's extracted tree (None if it never extracted one) and state,
-    else an image's state."""
-    index = builder.plan.resolve_from(source)
+    else an image's state. A mount's `from=` names a stage by name only, as the plan resolved it."""
+    index = builder.plan.resolve_from(source, allow_index=allow_index)
     if index is not None:
         result = builder.session.results[index]
         return result.rootfs, result.state
@@ -486,7 +490,7 @@ def _from_source(builder: StageBuilder, source: str) -> tuple[Path | None, Image
 
 def _mount_source_root(builder: StageBuilder, source: str, scratch: Path) -> Path:
     """The tree a `RUN --mount=type=bind,from=SOURCE` reads: a stage's rootfs, else its (or an image's) layers."""
-    rootfs, state = _from_source(builder, source)
+    rootfs, state = _from_source(builder, source, allow_index=False)
     if rootfs is not None:
         return rootfs
     tree = Path(tempfile.mkdtemp(dir=scratch, prefix="mount-from-"))

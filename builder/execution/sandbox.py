@@ -108,6 +108,21 @@ class RunSpec:
     tmpfs: tuple[Tmpfs, ...] = ()
     overlay: OverlayDirs | None = None
 
+    def __post_init__(self) -> None:
+        # exec refuses a NUL byte anywhere and an '=' in a variable's name; say which before anything starts
+        # (a base image's config, from a registry, can hold either).
+        # Only names in the message: a value may be a secret (RUN --mount=type=secret,env=...).
+        texts = [("command", arg) for arg in self.argv] + [("working directory", self.cwd)]
+        texts += [(f"environment variable {key[:60]!r}", f"{key}={value}") for key, value in self.env.items()]
+        for what, text in texts:
+            if "\0" in text:
+                raise SandboxError(f"the step's {what} holds a NUL byte")
+        if not self.argv:
+            raise SandboxError("the step has no command")
+        bad = [key for key in self.env if not key or "=" in key]
+        if bad:
+            raise SandboxError(f"invalid environment variable name {bad[0][:60]!r}")
+
 
 class SandboxError(WharfieError):
     """The sandbox could not be set up for a step."""

@@ -213,8 +213,8 @@ def main() -> None:
     argv = spec["argv"]
     try:
         os.execvpe(argv[0], argv, spec["env"])
-    except OSError as exc:
-        print(f"wharfie: cannot run {argv[0]!r}: {exc.strerror}", file=sys.stderr)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte, should one ever get past RunSpec's checks
+        print(f"wharfie: cannot run {argv[0]!r}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         sys.exit(127)
 
 

@@ -63,7 +63,7 @@ def _parse_json(rest: str) -> list[str] | None:
 
     try:
         value = json.loads(text, parse_constant=reject)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deep for the decoder: shell form, as invalid JSON is
         return None
     if not isinstance(value, list):
         return None
@@ -79,7 +79,7 @@ def _ws_words(rest: str) -> list[str]:
 def _parse_words(rest: str, escape: str) -> list[str]:
     """Split on unquoted whitespace, keeping quotes and escapes (BuildKit's parseWords)."""
     words: list[str] = []
-    word = ""
+    word: list[str] = []  # characters: `str +=` here was quadratic in a long line
     in_word = blank_ok = False
     quote = ""
     i = 0
@@ -97,25 +97,25 @@ def _parse_words(rest: str, escape: str) -> list[str]:
                 if i == len(rest):
                     quote = ""
                     continue
-                word += ch
+                word.append(ch)
                 ch = rest[i]
                 i += 1
         elif ch.isspace():
             if blank_ok or word:
-                words.append(word)
-            word, in_word, blank_ok = "", False, False
+                words.append("".join(word))
+            word, in_word, blank_ok = [], False, False
             continue
         elif ch in "'\"":
             quote, blank_ok = ch, True
         elif ch == escape:
             if i == len(rest):
                 continue
-            word += ch
+            word.append(ch)
             ch = rest[i]
             i += 1
-        word += ch
+        word.append(ch)
     if in_word and (blank_ok or word):
-        words.append(word)
+        words.append("".join(word))
     return words
 
 

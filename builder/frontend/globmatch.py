@@ -9,7 +9,7 @@ error rather than a literal. This is a port of that algorithm.
 
 from __future__ import annotations
 
-__all__ = ["BadPatternError", "has_wildcards", "match_path", "validate_pattern"]
+__all__ = ["BadPatternError", "class_at", "has_wildcards", "match_path", "validate_pattern"]
 
 _SEP = "/"
 
@@ -51,41 +51,46 @@ def validate_pattern(pattern: str) -> None:
 
 
 def _match(pattern: str, name: str) -> bool:
-    while pattern:
-        star, chunk, pattern = _scan_chunk(pattern)
-        if star and not chunk:
-            return _SEP not in name  # a trailing * matches the rest unless it holds a '/'
-        rest, ok = _match_chunk(chunk, name)
-        if ok and (not rest or pattern):
-            name = rest
+    # Positions, not slices: slicing the rest of the pattern at every character made a long pattern
+    # quadratic (a COPY source of 100,000 characters took minutes per file it was tried on).
+    at = 0  # in the pattern
+    pos = 0  # in the name
+    while at < len(pattern):
+        star, begin, at = _scan_chunk(pattern, at)
+        if star and begin == at:
+            return _SEP not in name[pos:]  # a trailing * matches the rest unless it holds a '/'
+        end, ok = _match_chunk(pattern, begin, at, name, pos)
+        if ok and (end == len(name) or at < len(pattern)):
+            pos = end
             continue
         if star:
             found = False
-            i = 0
+            i = pos
             while i < len(name) and name[i] != _SEP:
-                rest, ok = _match_chunk(chunk, name[i + 1 :])
+                end, ok = _match_chunk(pattern, begin, at, name, i + 1)
                 i += 1
                 if ok:
-                    if not pattern and rest:
+                    if at == len(pattern) and end < len(name):
                         continue  # the last chunk must consume the whole name
-                    name, found = rest, True
+                    pos, found = end, True
                     break
             if found:
                 continue
-        while pattern:  # report a malformed remainder even though the match failed
-            _, chunk, pattern = _scan_chunk(pattern)
-            _match_chunk(chunk, "")
+        while at < len(pattern):  # report a malformed remainder even though the match failed
+            _, begin, at = _scan_chunk(pattern, at)
+            _match_chunk(pattern, begin, at, "", 0)
         return False
-    return not name
+    return pos == len(name)
 
 
-def _scan_chunk(pattern: str) -> tuple[bool, str, str]:
+def _scan_chunk(pattern: str, at: int) -> tuple[bool, int, int]:
+    """Leading stars, then the chunk up to the next unbracketed '*': (star, chunk start, chunk end)."""
     star = False
-    while pattern.startswith("*"):
-        pattern = pattern[1:]
+    while at < len(pattern) and pattern[at] == "*":
+        at += 1
         star = True
     in_range = False
-    i = 0
+    i = at
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\":
@@ -98,69 +103,71 @@ def _scan_chunk(pattern: str) -> tuple[bool, str, str]:
         elif ch == "*" and not in_range:
             break
         i += 1
-    return star, pattern[:i], pattern[i:]
+    return star, at, i
 
 
-def _match_chunk(chunk: str, s: str) -> tuple[str, bool]:
-    """Match `chunk` (no '*') at the start of `s`; return (rest, ok). Validates the whole chunk."""
+def _match_chunk(pattern: str, at: int, end: int, s: str, pos: int) -> tuple[int, bool]:
+    """Match ``pattern[at:end]`` (no '*') at ``s[pos:]``; return (position after it, ok). Validates the whole chunk."""
     failed = False
-    while chunk:
-        if not failed and not s:
+    while at < end:
+        if not failed and pos >= len(s):
             failed = True
-        head = chunk[0]
+        head = pattern[at]
         if head == "[":
             r = ""
             if not failed:
-                r, s = s[0], s[1:]
-            chunk, matched, negated = _match_class(chunk[1:], r)
+                r = s[pos]
+                pos += 1
+            negated, ranges, at = class_at(pattern, at + 1, end)
+            matched = bool(r) and any(lo <= r <= hi for lo, hi in ranges)
             if matched == negated:
                 failed = True
         elif head == "?":
             if not failed:
-                if s[0] == _SEP:
+                if s[pos] == _SEP:
                     failed = True
-                s = s[1:]
-            chunk = chunk[1:]
+                pos += 1
+            at += 1
         else:
             if head == "\\":
-                chunk = chunk[1:]
-                if not chunk:
+                at += 1
+                if at >= end:
                     raise BadPatternError()
             if not failed:
-                if chunk[0] != s[0]:
+                if pattern[at] != s[pos]:
                     failed = True
-                s = s[1:]
-            chunk = chunk[1:]
-    return ("", False) if failed else (s, True)
+                pos += 1
+            at += 1
+    return (0, False) if failed else (pos, True)
 
 
-def _match_class(chunk: str, r: str) -> tuple[str, bool, bool]:
-    """Parse a character class after its '['; return (rest of chunk, r in class, negated)."""
-    negated = chunk.startswith("^")
+def class_at(pattern: str, at: int, end: int | None = None) -> tuple[bool, list[tuple[str, str]], int]:
+    """The character class whose '[' is just before `at`: (negated, its ranges, the position after its ']').
+
+    Raises BadPatternError when it is malformed or does not close before `end`.
+    """
+    end = len(pattern) if end is None else end
+    negated = at < end and pattern[at] == "^"
     if negated:
-        chunk = chunk[1:]
-    matched = False
-    count = 0
+        at += 1
+    ranges: list[tuple[str, str]] = []
     while True:
-        if chunk.startswith("]") and count > 0:
-            return chunk[1:], matched, negated
-        lo, chunk = _get_esc(chunk)
+        if at < end and pattern[at] == "]" and ranges:
+            return negated, ranges, at + 1
+        lo, at = _get_esc(pattern, at, end)
         hi = lo
-        if chunk[0] == "-":
-            hi, chunk = _get_esc(chunk[1:])
-        if r and lo <= r <= hi:
-            matched = True
-        count += 1
+        if pattern[at] == "-":
+            hi, at = _get_esc(pattern, at + 1, end)
+        ranges.append((lo, hi))
 
 
-def _get_esc(chunk: str) -> tuple[str, str]:
-    if not chunk or chunk[0] in "-]":
+def _get_esc(pattern: str, at: int, end: int) -> tuple[str, int]:
+    if at >= end or pattern[at] in "-]":
         raise BadPatternError()
-    if chunk[0] == "\\":
-        chunk = chunk[1:]
-        if not chunk:
+    if pattern[at] == "\\":
+        at += 1
+        if at >= end:
             raise BadPatternError()
-    rest = chunk[1:]
-    if not rest:
+    if at + 1 >= end:
         raise BadPatternError()
-    return chunk[0], rest
+    return pattern[at], at + 1

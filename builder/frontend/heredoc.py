@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from builder.frontend.limits import MAX_DOCKERFILE_SIZE, MAX_HEREDOCS, MAX_INSTRUCTIONS, MAX_LINE_LENGTH
 from builder.frontend.shell import ExpansionError, Lexer
 
 __all__ = [
@@ -263,11 +264,26 @@ def _process(directives: _Directives, raw: str, line: int, *, strip_left: bool) 
     return "" if _is_comment(text) else text
 
 
+def _check_text(text: str, lines: Sequence[str]) -> None:
+    """Refuse what no instruction can hold (a NUL byte: exec, paths and the kernel refuse it) and what is
+    too big to read safely (builder/limits.py)."""
+    limit = MAX_DOCKERFILE_SIZE.value
+    if len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit:
+        raise LineError(MAX_DOCKERFILE_SIZE.exceeded("the Dockerfile"), None)
+    for number, line in enumerate(lines, 1):
+        if len(line) > MAX_LINE_LENGTH.value:
+            raise LineError(MAX_LINE_LENGTH.exceeded(f"a line of {len(line)} characters"), number)
+    if "\0" in text:
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise LineError("a NUL byte (\\0) in the Dockerfile: not a text file?", line)
+
+
 def read_nodes(text: str) -> ReadResult:
     """Read a Dockerfile into nodes with their line spans, heredoc bodies attached."""
     text = text.removeprefix("\ufeff")
     parts = text.split("\n")
     lines = [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    _check_text(text, lines)
     directives = _Directives()
     nodes: list[Node] = []
     warnings: list[str] = []
@@ -279,6 +295,8 @@ def read_nodes(text: str) -> ReadResult:
             continue
         if empty_continuation:
             warnings.append(f"line {start}: empty continuation line found in: {logical.strip()}")
+        if len(nodes) == MAX_INSTRUCTIONS.value:
+            raise LineError(MAX_INSTRUCTIONS.exceeded("the Dockerfile's instructions"), start)
         node, pos = _make_node(logical, lines, pos, start)
         nodes.append(node)
     if not nodes:
@@ -313,8 +331,11 @@ def _make_node(logical: str, lines: Sequence[str], pos: int, start: int) -> tupl
     keyword, flags, rest = split_command(logical)
     docs: list[Heredoc] = []
     if "<<" in logical and _can_contain_heredoc(keyword, rest):
+        found = heredocs_in_line(logical)
+        if len(found) > MAX_HEREDOCS.value:
+            raise LineError(MAX_HEREDOCS.exceeded(f"{len(found)} heredocs"), start)
         try:
-            docs, pos = read_bodies(lines, pos, heredocs_in_line(logical))
+            docs, pos = read_bodies(lines, pos, found)
         except HeredocError as exc:
             raise LineError(str(exc), start) from None
     return Node(keyword, tuple(flags), rest, logical.strip(), start, pos, tuple(docs)), pos
@@ -332,7 +353,7 @@ def _is_json_array(rest: str) -> bool:
         return False
     try:
         value = json.loads(text, parse_constant=float)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deep for the decoder: no array of strings either
         return False
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
@@ -350,7 +371,7 @@ def split_command(line: str) -> tuple[str, list[str], str]:
 def extract_flags(text: str) -> tuple[str, list[str]]:
     """Leading ``--name[=value]`` words (quotes and backslashes processed) and the text after them."""
     words: list[str] = []
-    word = ""
+    word: list[str] = []  # characters: `str +=` here was quadratic in a long flag
     phase = "space"
     quote = ""
     blank_ok = False
@@ -368,16 +389,16 @@ def extract_flags(text: str) -> tuple[str, list[str]]:
                 return text[pos:], words
             phase = "word"
         if pos == n:
-            if word != "--" and (blank_ok or word):
-                words.append(word)
+            if word != ["-", "-"] and (blank_ok or word):
+                words.append("".join(word))
             break
         pos += 1
         if phase == "word" and ch.isspace():
-            if word == "--":
+            if word == ["-", "-"]:
                 return text[pos - 1 :], words
             if blank_ok or word:
-                words.append(word)
-            phase, word, blank_ok = "space", "", False
+                words.append("".join(word))
+            phase, word, blank_ok = "space", [], False
         elif phase == "word" and ch in "'\"":
             phase, quote, blank_ok = "quote", ch, True
         elif phase == "quote" and ch == quote:
@@ -386,8 +407,8 @@ def extract_flags(text: str) -> tuple[str, list[str]]:
             if pos == n:
                 phase = "word"
                 continue  # a backslash at the very end is dropped
-            word += text[pos]
+            word.append(text[pos])
             pos += 1
         else:
-            word += ch
+            word.append(ch)
     return "", words

@@ -18,10 +18,14 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from builder.frontend import shell_pattern
+from builder.frontend.limits import MAX_EXPANDED_LENGTH, MAX_EXPANSION_DEPTH
+
 __all__ = ["ExpansionError", "LexResult", "Lexer", "expand_word", "expand_words"]
 
 _EOF = ""
 _SPECIAL_PARAMS = "@*#?-$!0"
+_SPACE_RUNS = re.compile(r"(\s+)")
 
 
 class ExpansionError(ValueError):
@@ -61,7 +65,8 @@ class Lexer:
         try:
             text, words = scan.stop_on(None, self.raw_escapes)
         except ExpansionError as exc:
-            raise ExpansionError(f"failed to process {word!r}: {exc}") from None
+            shown = word if len(word) <= 200 else word[:200] + "..."  # a message, not a copy of a huge word
+            raise ExpansionError(f"failed to process {shown!r}: {exc}") from None
         return LexResult(text, words, scan.matched, scan.unmatched)
 
     def process_word(self, word: str, env: Mapping[str, str]) -> str:
@@ -84,39 +89,48 @@ def expand_words(word: str, env: Mapping[str, str], escape: str = "\\") -> list[
 
 
 class _Words:
-    """Word splitting as BuildKit's wordsStruct: expansions split, quotes do not."""
+    """Word splitting as BuildKit's wordsStruct: expansions split, quotes do not.
+
+    The current word is a list of pieces: `+=` on an attribute copies the whole
+    string each time, which made a long value quadratic to expand.
+    """
 
     def __init__(self) -> None:
-        self.word = ""
+        self.pieces: list[str] = []
+        self.size = 0
         self.words: list[str] = []
         self.in_word = False
 
+    def _end_word(self) -> None:
+        self.words.append("".join(self.pieces))
+        self.pieces, self.size, self.in_word = [], 0, False
+
     def add_char(self, ch: str) -> None:
         if ch.isspace():
-            if self.in_word and self.word:
-                self.words.append(self.word)
-                self.word = ""
-                self.in_word = False
+            if self.in_word and self.size:
+                self._end_word()
         else:
             self.add_raw_char(ch)
 
     def add_raw_char(self, ch: str) -> None:
-        self.word += ch
-        self.in_word = True
+        self.add_raw_string(ch)
 
     def add_string(self, text: str) -> None:
-        for ch in text:
-            self.add_char(ch)
+        """`add_char` for each character, a run at a time (`\\s` is str.isspace's set)."""
+        for run in _SPACE_RUNS.split(text):
+            if run[:1].isspace():
+                self.add_char(run[0])
+            elif run:
+                self.add_raw_string(run)
 
     def add_raw_string(self, text: str) -> None:
-        self.word += text
+        self.pieces.append(text)
+        self.size += len(text)
         self.in_word = True
 
     def result(self) -> list[str]:
-        if self.word:
-            self.words.append(self.word)
-            self.word = ""
-            self.in_word = False
+        if self.size:
+            self._end_word()
         return self.words
 
 
@@ -139,6 +153,8 @@ class _Scanner:
         self.raw_escapes = lexer.raw_escapes
         self.matched: set[str] = set()
         self.unmatched: set[str] = set()
+        self.depth = 0  # ${...} nesting: each level is a few Python frames
+        self.max_length = len(text) + MAX_EXPANDED_LENGTH.value
         self.handlers: dict[str, Callable[[], str]] = {"$": self.dollar}
         if not lexer.skip_process_quotes:
             self.handlers["'"] = self.single_quote
@@ -170,8 +186,14 @@ class _Scanner:
         finally:
             self.raw_escapes = saved
 
+    def grown(self, size: int) -> None:
+        """Stop a word whose expansion grows past the limit (`ENV A=$A$A`, forty times, would need terabytes)."""
+        if size > self.max_length:
+            raise ExpansionError(MAX_EXPANDED_LENGTH.exceeded(f"the expansion ({size} characters and more)"))
+
     def _stop_on(self, stop: str | None) -> tuple[str, list[str]]:
         out: list[str] = []
+        size = 0
         words = _Words()
         while self.peek() != _EOF:
             ch = self.peek()
@@ -181,6 +203,8 @@ class _Scanner:
             handler = self.handlers.get(ch)
             if handler is not None:
                 chunk = handler()
+                size += len(chunk)
+                self.grown(size)
                 out.append(chunk)
                 if ch == "$":
                     words.add_string(chunk)
@@ -220,6 +244,7 @@ class _Scanner:
 
     def double_quote(self) -> str:
         out = []
+        size = 0
         quote = self.next()
         if self.lx.raw_quotes:
             out.append(quote)
@@ -234,6 +259,8 @@ class _Scanner:
                 return "".join(out)
             if nxt == "$":
                 out.append(self.dollar())
+                size += len(out[-1])
+                self.grown(size)
                 continue
             ch = self.next()
             if ch == self.lx.escape:
@@ -283,6 +310,16 @@ class _Scanner:
                 return "$" + name
             return value
         self.next()
+        if self.depth == MAX_EXPANSION_DEPTH.value:
+            raise ExpansionError(MAX_EXPANSION_DEPTH.exceeded("the nesting of ${...}"))
+        self.depth += 1
+        try:
+            return self.braced()
+        finally:
+            self.depth -= 1
+
+    def braced(self) -> str:
+        """What follows ``${``: a name, then ``}`` or a modifier."""
         if self.peek() == _EOF:
             raise ExpansionError("syntax error: missing '}'")
         if self.peek() in "{}:":
@@ -303,7 +340,8 @@ class _Scanner:
             return self.modifier(name, ch, ch, null_is_unset=False)
         if ch == "/":
             return self.replace(name)
-        raise ExpansionError(f"unsupported modifier ({ch}) in substitution")
+        shown = ch if ch.isprintable() else repr(ch)[1:-1]  # the message stays one line
+        raise ExpansionError(f"unsupported modifier ({shown}) in substitution")
 
     def modifier(self, name: str, op: str, written: str, *, null_is_unset: bool) -> str:
         """``${name<op>word}`` for the operators - + ? # % (and their ':' forms)."""
@@ -331,9 +369,11 @@ class _Scanner:
             greedy = word.startswith(op)
             if greedy:
                 word = word[1:]
-            if op == "%":
-                return _trim_suffix(word, value, greedy)
-            return _trim_prefix(word, value, greedy)
+            trim = shell_pattern.trim_suffix if op == "%" else shell_pattern.trim_prefix
+            try:
+                return trim(word, value, longest=greedy)
+            except shell_pattern.PatternError as exc:
+                raise ExpansionError(str(exc)) from None
         raise ExpansionError(f"unsupported modifier ({written}) in substitution")
 
     def replace(self, name: str) -> str:
@@ -356,59 +396,8 @@ class _Scanner:
         value, found = self.getenv(name)
         if self.lx.skip_unset and not found:
             return "${" + name + "/" + pattern + "/" + replacement + "}"
-        regex = _pattern_regex(pattern, greedy=True, anchored=False)
-        return regex.sub(lambda _m: replacement, value, count=0 if replace_all else 1)
-
-
-def _pattern_regex(pattern: str, *, greedy: bool, anchored: bool) -> re.Pattern[str]:
-    """A shell wildcard (``*``, ``?``, ``\\`` escapes) as a regular expression."""
-    out = "^" if anchored else ""
-    star = ".*" if greedy else ".*?"
-    i = 0
-    while i < len(pattern):
-        tok = pattern[i]
-        i += 1
-        if tok == "*":
-            out += star
-        elif tok == "?":
-            out += "."
-        elif tok == "\\":
-            nxt = pattern[i] if i < len(pattern) else _EOF
-            if nxt in ("}", "/"):
-                continue  # the escape protected a delimiter of ${}; it is not part of the pattern
-            if nxt not in ("*", "?", "\\"):
-                raise ExpansionError(f"invalid pattern ({pattern}) in substitution: invalid escape '\\{nxt}'")
-            out += "\\" + nxt
-            i += 1
-        else:
-            out += re.escape(tok)
-    return re.compile(out)
-
-
-def _trim_prefix(pattern: str, value: str, greedy: bool) -> str:
-    match = _pattern_regex(pattern, greedy=greedy, anchored=True).search(value)
-    return value[match.end() :] if match else value
-
-
-def _reverse_pattern(pattern: str) -> str:
-    """Reverse a pattern while keeping each ``\\x`` escape pair in order."""
-    out = [""] * len(pattern)
-    last = len(pattern) - 1
-    i = 0
-    while i <= last:
-        tok = pattern[i]
-        pos = last - i
-        if tok == "\\" and i != last:
-            out[pos - 1] = tok
-            out[pos] = pattern[i + 1]
-            i += 2
-        else:
-            out[pos] = tok
-            i += 1
-    return "".join(out)
-
-
-def _trim_suffix(pattern: str, value: str, greedy: bool) -> str:
-    # A regular expression cannot find the shortest rightmost match, so search the reversed string.
-    return _trim_prefix(_reverse_pattern(pattern), value[::-1], greedy)[::-1]
+        try:
+            return shell_pattern.replace(pattern, value, replacement, every=replace_all)
+        except shell_pattern.PatternError as exc:
+            raise ExpansionError(str(exc)) from None
 

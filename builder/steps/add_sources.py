@@ -109,20 +109,40 @@ def unpack_archive(path: Path, kind: str, dest: Path, *, owner: tuple[int, int] 
 
 
 def redact_url(url: str) -> str:
-    """`url` without its user:password part, for history, cache labels, logs and errors."""
-    parts = urllib.parse.urlsplit(url)
-    if not is_url(url) or (parts.username is None and parts.password is None):
+    """`url` without its user:password part, for history, cache labels, logs and errors.
+
+    Never raises: a URL that does not parse loses everything up to the last '@' of its authority all the same.
+    """
+    if not is_url(url):
         return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    scheme, _, rest = url.partition("://")
+    end = next((i for i, ch in enumerate(rest) if ch in "/?#"), len(rest))
+    authority = rest[:end]
+    if "@" not in authority:
+        return url
+    return f"{scheme}://{authority.rpartition('@')[2]}{rest[end:]}"
+
+
+def _check_url(url: str, shown: str, what: str) -> httpx.URL:
+    """The URL as httpx will send it, or a one-line error for one that does not parse (no credentials in it)."""
+    try:
+        parsed = httpx.URL(url)
+        urllib.parse.urlsplit(url).port  # noqa: B018 - a port out of range raises only when read
+    except (httpx.InvalidURL, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) and url == shown else "malformed"
+        raise WharfieError(f"{what}: invalid URL {shown}: {reason}") from None
+    if not parsed.host:
+        raise WharfieError(f"{what}: invalid URL {shown}: no host")
+    return parsed
 
 
 def download(url: str, directory: Path, *, checksum: str | None, what: str) -> Path:
     """Fetch `url` into `directory`; returns the file, named after the URL's last path segment."""
-    name = posixpath.basename(urllib.parse.urlparse(url).path) or "download"
     shown = redact_url(url)
-    target = directory / name
+    _check_url(url, shown, what)
+    expected = Digest.parse(checksum) if checksum is not None else None  # a bad --checksum fails before the download
+    name = posixpath.basename(urllib.parse.urlsplit(url).path)
+    target = directory / (name if name not in ("", ".", "..") else "download")
     hasher = Hasher()
     try:
         with httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
@@ -135,7 +155,7 @@ def download(url: str, directory: Path, *, checksum: str | None, what: str) -> P
             modified = response.headers.get("Last-Modified")
     except httpx.HTTPError as exc:
         raise WharfieError(f"{what}: downloading {shown} failed: {redact_url(str(exc))}") from None
-    if checksum is not None and hasher.digest() != Digest.parse(checksum):
+    if expected is not None and hasher.digest() != expected:
         raise WharfieError(f"{what}: checksum of {shown} is {hasher.digest()}, expected {checksum}")
     os.chmod(target, 0o600)
     if modified:
