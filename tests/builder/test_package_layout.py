@@ -38,7 +38,7 @@ ALLOWED_PACKAGES: dict[str, set[str]] = {
     "cache": {"oci", "layers", "registry"},
     "attest": {"oci", "layers", "registry"},
     "engine": {"oci", "layers", "registry"},
-    "cli": {"oci", "registry"},
+    "cli": {"oci", "registry", "layers"},
 }
 OURS = ("builder", "oci", "layers", "registry")
 

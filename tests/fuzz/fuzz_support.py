@@ -36,7 +36,7 @@ from builder.cache.layer_cache import CacheOptions
 from builder.engine.build import BuildResult, build_image
 from builder.engine.options import BuildOptions, OutputOptions, SecretSource
 from builder.execution.run_step import StepOutcome
-from builder.image import ImageState
+from builder.image.state import ImageState
 from oci import mediatypes as mt
 from oci.blobstore import BlobStore
 from oci.digest import Digest

@@ -75,7 +75,7 @@ def offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineBuild]:
     with build.offline(), \
             mock.patch.object(wharfie_cli, "resolve_isolation", lambda mode, **_: Isolation("sandbox")), \
             mock.patch("httpx.Client.send", no_sending), \
-            mock.patch("registry.transport.RetryPolicy.wait", lambda *args, **kwargs: None), \
+            mock.patch("registry.retry.RetryPolicy.delay", lambda *args, **kwargs: 0.0), \
             mock.patch.dict(os.environ, {"DOCKER_CONFIG": str(build.root / "docker-config"),
                                          "HOME": str(build.root / "home"), "CI_REGISTRY_IMAGE": ""}):
         yield build
