@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import stat
 import tarfile
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import IO, BinaryIO, Self
 
 from layers.compress import open_decompressed
+from layers.remove import remove_entry
 from layers.restore import MetadataRestorer, entry_mtime_ns, set_times
 from layers.securepath import RootDir, clean_entry_name
 from layers.tarheaders import OPAQUE_MARKER, WHITEOUT_PREFIX
@@ -250,7 +250,7 @@ class _Extractor:
         except FileNotFoundError:
             return
         if rel not in self._upper:
-            _remove(parent_fd, base, st)
+            remove_entry(base, dir_fd=parent_fd)
         elif stat.S_ISDIR(st.st_mode):
             self._prune_children(parent_fd, base, rel)
 
@@ -272,7 +272,7 @@ class _Extractor:
             return False
         if stat.S_ISDIR(st.st_mode) and member.isdir():
             return True
-        _remove(parent_fd, base, st)
+        remove_entry(base, dir_fd=parent_fd)
         return False
 
     def _remember_parent_times(self, parent_fd: int, parent: tuple[str, ...]) -> None:
@@ -290,13 +290,6 @@ class _Extractor:
 
 def _supported(member: tarfile.TarInfo) -> bool:
     return member.isdir() or member.isreg() or member.issym() or member.islnk() or member.isdev()
-
-
-def _remove(parent_fd: int, base: str, st: os.stat_result) -> None:
-    if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(base, dir_fd=parent_fd)  # fd-based: never follows a symlink inside
-    else:
-        os.unlink(base, dir_fd=parent_fd)
 
 
 def _copy_sparse(source: IO[bytes], fd: int, size: int) -> None:

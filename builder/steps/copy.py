@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from builder.frontend.globmatch import BadPatternError, match_path
 from builder.frontend.heredoc import Heredoc, scratch_file_name
+from layers.remove import remove_entry
 from oci.errors import DockerfileError, WharfieError
 
 __all__ = ["CopyOptions", "copy_into", "copy_tree", "copy_with_parents", "follow_source", "has_wildcard", "make_parents",
@@ -179,7 +180,7 @@ class _Copier:
         directory's own mode and owner, and --chmod, apply only below it.
         """
         if dest.is_symlink() or (os.path.lexists(dest) and not dest.is_dir()):
-            _remove(dest)
+            remove_entry(dest)
         if not os.path.lexists(dest):
             uid, gid = self.parent_owner()
             dest.mkdir()
@@ -200,7 +201,7 @@ class _Copier:
 
     def directory(self, src: Path, dest: Path, st: os.stat_result) -> None:
         if dest.is_symlink() or (os.path.lexists(dest) and not dest.is_dir()):
-            _remove(dest)
+            remove_entry(dest)
         if not os.path.lexists(dest):
             dest.mkdir()
         # An existing directory below the destination takes the source's metadata (BuildKit's
@@ -211,11 +212,7 @@ class _Copier:
         os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
     def entry(self, src: Path, dest: Path, st: os.stat_result) -> None:
-        if os.path.lexists(dest):
-            if dest.is_dir() and not dest.is_symlink():
-                shutil.rmtree(dest)
-            else:
-                dest.unlink()
+        remove_entry(dest, missing_ok=True)
         key = (st.st_dev, st.st_ino)
         if st.st_nlink > 1 and key in self.links:
             os.link(self.links[key], dest)
@@ -254,13 +251,6 @@ def copy_tree(src_root: Path, source: Path, dest: Path, *, excluded: Callable[[s
     `excluded` sees paths relative to `src_root`, as COPY's .dockerignore filter does.
     """
     _Copier(src_root, dest.parent, CopyOptions(keep_owner=True, excluded=excluded, link=link)).place(source, dest)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
 
 
 def make_parents(rootfs: Path, dest: Path, *, uid: int = 0, gid: int = 0) -> None:
