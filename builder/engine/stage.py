@@ -47,7 +47,6 @@ from builder.steps.copy import (
     on_the_way,
     parse_chmod,
     reachable,
-    safe_join,
     select_sources,
     source_prefixes,
     write_heredocs,
@@ -56,6 +55,7 @@ from builder.steps.history import BUILDKIT_COMMENT, run_created_by
 from builder.steps.userdb import resolve_chown, resolve_exec_user
 from layers.changes import Change
 from layers.extract import extract_layer
+from layers.securepath import resolve_in_root
 from layers.walk import Snapshot, diff
 from layers.writer import write_layer
 from oci.errors import DockerfileError, WharfieError
@@ -279,7 +279,7 @@ class StageBuilder:
         self.state = self.state.with_config(self.state.config.with_container(working_dir=path))
 
         def mkdir(rootfs: Path) -> None:
-            target = safe_join(rootfs, path, follow_last=True)
+            target = resolve_in_root(rootfs, path, follow_last=True)
             if not target.is_dir():
                 user = resolve_exec_user(rootfs, self.state.config.config.user)
                 make_parents(rootfs, target, uid=user.uid, gid=user.gid)
@@ -407,7 +407,7 @@ class StageBuilder:
                     continue
                 dest = instr.dest if instr.dest.startswith("/") else f"{workdir.rstrip('/')}/{instr.dest}"
                 owner = (options.uid, options.gid) if instr.chown else None
-                unpack_archive(src, kind, safe_join(rootfs, dest, follow_last=True), owner=owner, rootfs=rootfs)
+                unpack_archive(src, kind, resolve_in_root(rootfs, dest, follow_last=True), owner=owner, rootfs=rootfs)
             if plain:
                 copy_into(rootfs, src_root, plain, instr.dest, workdir=workdir, options=options, what="ADD")
         finally:

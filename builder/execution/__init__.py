@@ -9,7 +9,8 @@ captured changes (`run_step`, which folds an overlay's upper dir back with
 (`hardlinks`) and a step's own network (`network`).
 
 May import: `builder.frontend`, `builder.context` (the .dockerignore view of
-a context bind), `builder.steps` (path joining, until path
-containment is one mechanism), `layers/` and `oci/`. Not `registry/`, the cache
-or the engine.
+a context bind), `builder.steps` (COPY's tree copy for a bind mount; and
+`safe_join`, the old name of `layers.securepath.resolve_in_root`, until
+sandbox.py and run_mounts.py import that), `layers/` and `oci/`. Not
+`registry/`, the cache or the engine.
 """

@@ -22,12 +22,13 @@ import shutil
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from builder.frontend.globmatch import BadPatternError, match_path
 from builder.frontend.heredoc import Heredoc, scratch_file_name
 from layers.remove import remove_entry
-from oci.errors import DockerfileError, WharfieError
+from layers.securepath import resolve_in_root
+from oci.errors import DockerfileError, UnsafePathError, WharfieError
 
 __all__ = ["CopyOptions", "copy_into", "copy_tree", "copy_with_parents", "follow_source", "has_wildcard", "make_parents",
            "on_the_way", "parse_chmod", "reachable", "safe_join", "select_sources", "source_prefixes",
@@ -55,34 +56,9 @@ def has_wildcard(path: str) -> bool:
 
 
 def safe_join(root: Path, path: str, *, follow_last: bool = False) -> Path:
-    """`root/path`, resolving `..` and symlinks as if `root` were `/`, like a chroot would.
-
-    The result never leaves `root`. The last component is followed only when it
-    is a symlink and `follow_last` is set (a destination that links to a directory).
-    """
-    pending = list(PurePosixPath("/" + path).parts[1:])
-    resolved: list[str] = []
-    links = 0
-    while pending:
-        part = pending.pop(0)
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = root.joinpath(*resolved, part)
-        if candidate.is_symlink() and (pending or follow_last):
-            links += 1
-            if links > 40:
-                raise WharfieError(f"too many levels of symbolic links in {path}")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            pending = target.split("/") + pending
-            continue
-        resolved.append(part)
-    return root.joinpath(*resolved)
+    """`layers.securepath.resolve_in_root` under its old name, kept only for builder/execution's
+    sandbox.py and run_mounts.py until they import it from there: one rule, one implementation."""
+    return resolve_in_root(root, path, follow_last=follow_last)
 
 
 def _check_inside(source: str, what: str) -> str:
@@ -93,10 +69,19 @@ def _check_inside(source: str, what: str) -> str:
 
 
 def _contained(root: Path, rel: str) -> Path:
-    """`root/rel`, unless a symlink on its way leads out of `root`: then where it leads with `root` as `/`."""
+    """`root/rel` as named, unless a symlink on its way leads elsewhere than its resolution inside `root`:
+    then that resolution (keeping the name lets --parents and .dockerignore see the path as written)."""
     literal = root / rel
-    inside = safe_join(root, rel)
-    return literal if os.path.realpath(literal.parent) == os.path.realpath(inside.parent) else inside
+    inside = resolve_in_root(root, rel)
+    return literal if inside == literal or _same_directory(literal.parent, inside.parent) else inside
+
+
+def _same_directory(a: Path, b: Path) -> bool:
+    try:
+        first, second = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
 def select_sources(src_root: Path, patterns: Iterable[str], *, what: str,
@@ -274,7 +259,7 @@ def follow_source(src_root: Path, src: Path, what: str) -> Path:
     """A source that is itself a symlink is followed, inside `src_root` (BuildKit's FollowSymlinks)."""
     if not src.is_symlink():
         return src
-    resolved = safe_join(src_root, str(src.relative_to(src_root)), follow_last=True)
+    resolved = resolve_in_root(src_root, str(src.relative_to(src_root)), follow_last=True)
     if not os.path.lexists(resolved):
         raise WharfieError(f"{what}: source {src.relative_to(src_root)} is a symlink to nothing")
     return resolved
@@ -285,7 +270,7 @@ def copy_into(rootfs: Path, src_root: Path, sources: list[Path], dest: str, *, w
     """Copy `sources` (already selected under `src_root`) to `dest` in the rootfs."""
     dest_abs = dest if dest.startswith("/") else f"{workdir.rstrip('/')}/{dest}"
     to_dir = dest.endswith(("/", "/.")) or dest in (".", "") or len(sources) > 1
-    target = safe_join(rootfs, dest_abs, follow_last=True)
+    target = resolve_in_root(rootfs, dest_abs, follow_last=True)
     if len(sources) > 1 and os.path.lexists(target) and not target.is_dir():
         raise WharfieError(f"{what}: when using COPY with more than one source file, "
                            "the destination must be a directory and end with a /")
@@ -337,12 +322,11 @@ def on_the_way(path: str, prefixes: list[str]) -> bool:
 
 def reachable(root: Path, prefix: str) -> bool:
     """The prefix exists in the partial tree with no symlink on its way (which could lead outside it)."""
-    current = root
-    for part in [p for p in prefix.split("/") if p]:
-        current = current / part
-        if current.is_symlink() or not os.path.lexists(current):
-            return False
-    return True
+    literal = root.joinpath(*[p for p in prefix.split("/") if p])
+    try:
+        return resolve_in_root(root, prefix, follow_last=True) == literal and os.path.lexists(literal)
+    except UnsafePathError:
+        return False
 
 
 def write_heredocs(heredocs: tuple[Heredoc, ...], directory: Path) -> list[str]:
