@@ -24,13 +24,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.frontend.globmatch import BadPatternError, match_path
+from builder.frontend.globmatch import BadPatternError, has_wildcards, match_path
 from builder.frontend.heredoc import Heredoc, scratch_file_name
 from layers.remove import remove_entry
 from layers.securepath import resolve_in_root
 from oci.errors import DockerfileError, UnsafePathError, WharfieError
 
-__all__ = ["CopyOptions", "copy_into", "copy_tree", "copy_with_parents", "follow_source", "has_wildcard", "make_parents",
+__all__ = ["CopyOptions", "copy_into", "copy_tree", "copy_with_parents", "follow_source", "make_parents",
            "on_the_way", "parse_chmod", "reachable", "safe_join", "select_sources", "source_prefixes",
            "write_heredocs"]
 
@@ -49,10 +49,6 @@ class CopyOptions:
     # links share the source's inode, so they need keep_owner and no chmod, and the
     # view must only ever be mounted read-only). Falls back to a copy where linking fails.
     link: bool = False
-
-
-def has_wildcard(path: str) -> bool:
-    return any(ch in path for ch in "*?[")
 
 
 def safe_join(root: Path, path: str, *, follow_last: bool = False) -> Path:
@@ -96,7 +92,7 @@ def select_sources(src_root: Path, patterns: Iterable[str], *, what: str,
     found: list[Path] = []
     for pattern in patterns:
         rel = _check_inside(pattern, what)
-        if not has_wildcard(rel):
+        if not has_wildcards(rel):  # BuildKit's test: an escaped wildcard names a file literally
             path = _contained(src_root, rel) if rel else src_root
             if not os.path.lexists(path) or (rel and excluded and excluded(rel)):
                 raise WharfieError(f"{what}: {pattern}: no such file or directory in the build context")
@@ -116,10 +112,12 @@ def _glob(root: Path, pattern: str, matcher: Callable[[str, str], bool],
           excluded: Callable[[str], bool] | None) -> list[Path]:
     parts = pattern.split("/")
     current = [root]
+    matching = False  # BuildKit (fsutil's splitWildcards): literal up to the first wildcard, matched after it
     for part in parts:
+        matching = matching or has_wildcards(part)
         nxt = []
         for base in current:
-            if not has_wildcard(part):
+            if not has_wildcards(part) and not (matching and "\\" in part):  # the matcher undoes escapes
                 candidate = _contained(root, str((base / part).relative_to(root)))
                 if os.path.lexists(candidate):
                     nxt.append(candidate)
