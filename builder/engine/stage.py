@@ -32,8 +32,8 @@ from builder.frontend import instructions as ins
 from builder.frontend.dockerfile import parse_trigger
 from builder.frontend.globmatch import BadPatternError, match_path, validate_pattern
 from builder.frontend.heredoc import Heredoc, heredoc_run
-from builder.frontend.plan import BuildPlan, Stage
-from builder.image.base import DEFAULT_PATH, materialize, scratch_state
+from builder.frontend.plan import DEFAULT_PATH, BuildPlan, Stage
+from builder.image.base import materialize, scratch_state
 from builder.image.platforms import stage_platform, with_platform
 from builder.image.state import ImageState, add_history, append_layer, timestamp
 from builder.steps.add_sources import archive_kind, download, is_url, redact_url, unpack_archive
@@ -92,7 +92,7 @@ class StageBuilder:
         platform = self.platform
         if base == "scratch":
             self.key = start_key("scratch", platform, self._layer_format())
-            return scratch_state(platform)
+            return scratch_state(platform, path=DEFAULT_PATH)
         self.session.log.info("FROM %s", base)
         state, _ref, digest = self.session.image(base, platform)
         self.key = start_key(str(digest), platform, self._layer_format())
