@@ -221,7 +221,7 @@ def _parse_run(node: _Node, escape: str) -> ins.Instruction:
     specs = flags.texts("mount")
     try:
         mounts = tuple(ins.parse_mount(spec) for spec in specs)
-    except ins.MountError as exc:
+    except ins.MountSyntaxError as exc:
         raise _Error(str(exc)) from None
     command, is_exec = _maybe_json(node.rest)
     return ins.RUN(
