@@ -22,7 +22,7 @@ from pathlib import Path
 from builder.cache.cache_key import layer_format, sources_digest, start_key, step_key
 from builder.engine.session import BuildSession, StageResult
 from builder.execution.binfmt import require_runnable
-from builder.execution.inplace import InPlaceRunner, in_place_ignore
+from builder.execution.inplace import InPlaceRunner
 from builder.execution.network import step_network_mode
 from builder.execution.rootless import chown_hint
 from builder.execution.run_mounts import RunMounts
@@ -189,6 +189,10 @@ class StageBuilder:
     def _history(self, created_by: str, *, empty: bool) -> History:
         return History(created=timestamp(self.session.options.source_date_epoch), created_by=created_by,
                        comment=BUILDKIT_COMMENT, empty_layer=empty)
+
+    def step_runner(self, scratch: Path) -> InPlaceRunner | None:
+        """What runs a RUN step instead of the sandbox: nothing here (`InPlaceStageBuilder` runs it on `/`)."""
+        return None
 
     # -- filesystem steps -----------------------------------------------------
     def _snapshot_step(self, action: Callable[[Path], None], created_by: str, *, ignore: tuple[str, ...] = ()) -> None:
@@ -457,7 +461,7 @@ def _run_and_commit(builder: StageBuilder, spec: RunSpec, created_by: str, scrat
     """Run the step in its sandbox (overlay or walk snapshots), then commit its changes as a layer."""
     options = builder.session.options
     ignore = (*SANDBOX_IGNORED, *options.ignore_paths)
-    runner = _in_place_runner(builder, scratch) if options.isolation.mode == "in-place" else None
+    runner = builder.step_runner(scratch)
     if runner is not None:
         ignore = (*ignore, *runner.ignore, *runner.mount_ignores(spec))
     try:
@@ -492,10 +496,3 @@ def _mount_source_root(builder: StageBuilder, source: str, scratch: Path) -> Pat
     tree = Path(tempfile.mkdtemp(dir=scratch, prefix="mount-from-"))
     materialize(state, tree)
     return tree
-
-
-def _in_place_runner(builder: StageBuilder, scratch: Path) -> InPlaceRunner:
-    options = builder.session.options
-    ignore = in_place_ignore(work_dir=builder.session.work_dir, cache_dir=options.cache_dir, context=options.context,
-                             extra=options.ignore_paths)
-    return InPlaceRunner(ignore, scratch)
