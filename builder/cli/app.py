@@ -97,6 +97,16 @@ def _attest_options(kw: dict[str, Any]) -> AttestOptions:
                          sbom_file=files["sbom_file"], provenance_file=files["provenance_file"])
 
 
+def _gitlab_cache_repo() -> str | None:
+    """In a GitLab job the layer cache defaults to $CI_REGISTRY_IMAGE/cache (before <first destination>/cache)."""
+    image = os.environ.get("CI_REGISTRY_IMAGE")
+    return f"{image}/cache" if image else None
+
+
+def _print_step_output(line: str) -> None:
+    click.echo(line, err=True)
+
+
 def _setup_logging(verbosity: str, quiet: bool) -> None:
     level = logging.WARNING if quiet else getattr(logging, verbosity.upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
@@ -200,7 +210,7 @@ def build(**kw: Any) -> None:
         network=kw["network"],
         allow_host_network="network.host" in kw["allow"],
         cache_dir=Path(kw["cache_dir"]) if kw["cache_dir"] else default_cache_dir(),
-        cache=CacheOptions(enabled=_truthy(kw["cache"], "--cache"), repo=kw["cache_repo"],
+        cache=CacheOptions(enabled=_truthy(kw["cache"], "--cache"), repo=kw["cache_repo"] or _gitlab_cache_repo(),
                            ttl_seconds=int(parse_age(kw["cache_ttl"]).total_seconds()), push=not kw["no_push_cache"],
                            cache_copy_layers=_truthy(kw["cache_copy_layers"], "--cache-copy-layers"),
                            cache_run_layers=_truthy(kw["cache_run_layers"], "--cache-run-layers"),
@@ -220,7 +230,7 @@ def build(**kw: Any) -> None:
     client = registry_client(insecure=kw["insecure"], insecure_destinations=kw["destinations"] if kw["insecure_all"] else (),
                              skip_tls_verify=kw["skip_tls_verify"], certificates=kw["certs"], retries=kw["push_retry"],
                              push_concurrency=kw["push_concurrency"], mirrors=kw["mirrors"], quiet=kw["quiet"])
-    result = build_image(options, client=client)
+    result = build_image(options, client=client, step_output=_print_step_output)
     click.echo(result.summary())
 
 

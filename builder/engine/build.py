@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from builder.engine.attestations import attest_image, seconds_timestamp
 from builder.engine.inplace_stage import stage_builder_class
 from builder.engine.options import BuildOptions
 from builder.engine.output import BuiltImage, deliver
-from builder.engine.session import BuildSession
+from builder.engine.session import BuildSession, StageOutput, log_step_output
 from builder.execution.binfmt import require_runnable
 from builder.frontend import instructions as ins
 from builder.frontend.plan import BuildPlan, parse_dockerfile
@@ -55,14 +54,12 @@ def _read_dockerfile(path: Path) -> str:
 
 
 def _cache_repo(options: BuildOptions) -> Reference | None:
-    """--cache-repo, else $CI_REGISTRY_IMAGE/cache in a GitLab job, else <first destination>/cache."""
+    """The cache's repository, else <first destination>/cache (the CLI gives $CI_REGISTRY_IMAGE/cache in a
+    GitLab job: the engine reads no environment)."""
     if not options.cache.enabled:
         return None
     if options.cache.repo:
         return parse_reference(options.cache.repo).repo_ref
-    gitlab_image = os.environ.get("CI_REGISTRY_IMAGE")
-    if gitlab_image:
-        return parse_reference(f"{gitlab_image}/cache").repo_ref
     if options.output.destinations:
         first = parse_reference(options.output.destinations[0])
         return parse_reference(f"{first.name}/cache").repo_ref
@@ -84,7 +81,9 @@ def _check_run_platforms(plan: BuildPlan, options: BuildOptions) -> None:
                 raise WharfieError(f"{options.dockerfile.name}:{run.line}: {exc}") from None
 
 
-def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult:
+def build_image(options: BuildOptions, *, client: RegistryClient,
+                step_output: StageOutput = log_step_output) -> BuildResult:
+    """Build the image `options` describe; RUN steps' output lines go to `step_output` (unless quiet)."""
     started = seconds_timestamp()
     text = _read_dockerfile(options.dockerfile)
     plan = parse_dockerfile(text, filename=options.dockerfile.name, build_args=options.build_args,
@@ -101,7 +100,8 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
         for source in options.cache.cache_from:
             cache.add_source(parse_reference(source))
         session = BuildSession(options=options, client=client, store=store, work_dir=work_dir,
-                               ignore=load_ignore(options.context, options.dockerfile), cache=cache)
+                               ignore=load_ignore(options.context, options.dockerfile), cache=cache,
+                               step_output=step_output)
         result = None
         for warning in plan.warnings:
             log.warning("warning: %s", warning)

@@ -13,7 +13,6 @@ import os
 import posixpath
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import replace
@@ -432,10 +431,6 @@ def _one_line(text: str) -> str:
     return first if len(first) <= 120 else first[:117] + "..."
 
 
-def _print_step_output(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 # -- RUN (builder/execution/run_step.py runs it; these only connect it to the stage) ------
 def _run_argv(instr: ins.RUN, shell: tuple[str, ...] | None) -> tuple[tuple[str, ...], Heredoc | None]:
     """The step's argv, and the heredoc to mount as its executable (`RUN <<EOF` starting with #!)."""
@@ -466,7 +461,7 @@ def _run_and_commit(builder: StageBuilder, spec: RunSpec, created_by: str, scrat
         ignore = (*ignore, *runner.ignore, *runner.mount_ignores(spec))
     try:
         with run_step(spec, isolation=options.isolation, scratch=scratch, ignore=ignore,
-                      snapshot_mode=options.snapshot_mode, output=None if options.quiet else _print_step_output,
+                      snapshot_mode=options.snapshot_mode, output=None if options.quiet else builder.session.step_output,
                       runner=runner) as outcome:
             layer = builder._write_layer(outcome.changes, outcome.source_root)
     except RunFailed as exc:

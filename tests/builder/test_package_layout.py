@@ -151,3 +151,14 @@ def test_cycle_detection_fails_on_a_cycle() -> None:
             test_no_import_cycles()
     finally:
         GRAPH["builder.frontend.shell"].discard("builder.frontend.plan")
+
+
+def test_only_the_cli_prints() -> None:
+    # sandbox_enter.py is a program of its own: the namespace's first process, whose stderr is the step's.
+    for path in sorted(BUILDER.rglob("*.py")):
+        module = _module_name(path)
+        if _subpackage(module) == "cli" or module in ("builder.__main__", "builder.execution.sandbox_enter"):
+            continue
+        calls = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)
+                 and getattr(n.func, "id", "") == "print"]
+        assert not calls, f"{module} prints: output goes to logging or a reporter the caller passes in"
