@@ -178,10 +178,11 @@ def test_the_facade_imports_nothing_at_import_time() -> None:
              if (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in OURS)
              or (isinstance(node, ast.Import) and any(alias.name.split(".")[0] in OURS for alias in node.names))]
     assert not eager, "builder/__init__.py imports wharfie modules eagerly"
-    loaded = subprocess.run([sys.executable, "-c", "import sys, builder; print(sorted(m for m in sys.modules "
-                             "if m.split('.')[0] in ('builder', 'layers', 'registry', 'oci')))"],
-                            cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    probe = ("import sys, builder; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('builder', 'layers', 'registry', 'oci')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout.strip()
     assert loaded == "['builder']", f"`import builder` loads {loaded}"
-    import builder.engine.api as api
+    from builder.engine import api
 
     assert builder.build is api.build and builder.BuildResult is api.BuildResult
