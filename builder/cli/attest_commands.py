@@ -17,7 +17,6 @@ from typing import Any
 import click
 
 from builder.cli.registry_commands import _client, registry_command
-from builder.engine.options import default_cache_dir
 from oci import mediatypes as mt
 from oci.blobstore import BlobStore
 from oci.errors import WharfieError
@@ -94,6 +93,8 @@ def manifest_create(destination: str, sources: tuple[str, ...], format_: str, ca
     """Push an index of SOURCES (one image per platform, read from each config) as DESTINATION."""
     dest = parse_reference(destination)
     refs = [parse_reference(source) for source in sources]
+    from builder.engine.options import default_cache_dir  # here: the engine need not load for --help
+
     store = BlobStore(Path(cache_dir) if cache_dir else default_cache_dir())
     with _client(kw) as client:
         raw, _media_type, digest = create_index(client.session, dest, refs, docker=format_ == "docker", store=store,

@@ -21,7 +21,6 @@ from typing import Any
 import click
 
 from builder.cli.flags import logging_flags, registry_flags
-from builder.execution.run_mounts import parse_secret_flag
 from registry.cleanup import parse_age
 
 __all__ = ["BUILD_FLAGS", "BuildFlag", "build"]
@@ -108,6 +107,12 @@ def _cache_repo(value: str | None) -> str | None:
     return value or (f"{image}/cache" if image else None)
 
 
+def _secrets(values: tuple[str, ...]) -> tuple[Any, ...]:
+    from builder.execution.run_mounts import parse_secret_flag  # here: the engine need not load for --help
+
+    return tuple(map(parse_secret_flag, values))
+
+
 def _negate(value: bool) -> bool:
     return not value
 
@@ -172,7 +177,7 @@ BUILD_FLAGS: tuple[BuildFlag, ...] = (
           show_default=True,
           help="How RUN steps run: namespaces (rootless when not root), or in this container's own / (kaniko's way)."),
     _flag("--force", keyword="force", is_flag=True, help="Build in place even where no container is detected."),
-    _flag("--secret", keyword="secrets", convert=lambda values: tuple(map(parse_secret_flag, values)), multiple=True,
+    _flag("--secret", keyword="secrets", convert=_secrets, multiple=True,
           help="id=NAME,src=PATH or id=NAME,env=VAR: a secret for RUN --mount=type=secret (repeatable)."),
     _flag("--ignore-path", keyword="ignore_paths", multiple=True, help="A path never captured in a layer (repeatable)."),
     _flag("--snapshot-mode", keyword="snapshot_mode", type=click.Choice(["full", "redo", "time"]), default="redo",

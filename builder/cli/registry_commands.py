@@ -25,7 +25,6 @@ from typing import Any
 import click
 
 from builder.cli.flags import logging_flags, registry_flags
-from builder.engine.options import default_cache_dir
 from oci.blobstore import BlobStore
 from oci.models import Platform, host_platform
 from registry.cleanup import CleanupPlan, CleanupPolicy, TagInfo, parse_age, run_cleanup
@@ -423,6 +422,8 @@ def pull(reference: str, tar_path: str | None, oci_layout_path: str | None, plat
     if not tar_path and not oci_layout_path:
         raise click.UsageError("give --tar-path FILE or --oci-layout-path DIR (or both)")
     ref = parse_reference(reference)
+    from builder.engine.options import default_cache_dir  # here: the engine need not load for --help
+
     store = BlobStore(Path(cache_dir) if cache_dir else default_cache_dir())
     with _client(kw, host=ref.registry) as client:
         image = pull_image(client, ref, Platform.parse(platform) if platform else host_platform(), store)
