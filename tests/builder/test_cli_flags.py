@@ -131,3 +131,12 @@ def test_a_broken_import_is_not_swallowed() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
                           capture_output=True, text=True, check=False)
     assert done.returncode != 0 and "import of registry.pull halted" in done.stderr
+
+
+def test_the_cli_starts_without_the_engine() -> None:
+    # `wharfie --help`, `wharfie tags ls` ... need click and registry/, not the build machinery.
+    code = ("import sys, builder.cli.app; print(sorted({m.split('.')[1] for m in sys.modules "
+            "if m.startswith('builder.') and m.count('.') >= 1}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['cli']"
