@@ -37,6 +37,7 @@ from builder.execution.isolation import Isolation
 from fixtures.baseimage import go_arch, push_busybox
 from fixtures.buildah import Buildah
 from fixtures.registry import Registry
+from registry.options import RegistryOptions
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -121,7 +122,7 @@ class StepTimer:
 def wharfie_build(context: Path, snapshotter: str, cache_dir: Path, registry: Registry) -> tuple[float, list[float]]:
     options = BuildOptions(context=context, dockerfile=context / "Dockerfile", output=OutputOptions(no_push=True),
                            cache_dir=cache_dir, isolation=Isolation("sandbox", snapshotter=snapshotter), quiet=True)
-    client = registry_client(insecure=(registry.host,), quiet=True)
+    client = registry_client(RegistryOptions(insecure_registries=frozenset({registry.host})), quiet=True)
     with StepTimer() as timer:
         start = time.perf_counter()
         build_image(options, client=client)

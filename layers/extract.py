@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import BinaryIO, Self
 
 from layers.compress import open_decompressed
+from layers.remove import remove_entry
 from layers.restore import MetadataRestorer, entry_mtime_ns
 from layers.securepath import RootDir, clean_entry_name
 from layers.tarheaders import OPAQUE_MARKER, WHITEOUT_PREFIX
@@ -296,7 +297,7 @@ class _Extractor:
         except FileNotFoundError:
             return
         if rel not in self._upper:
-            _remove(parent_fd, base, st)
+            remove_entry(base, dir_fd=parent_fd)
         elif stat.S_ISDIR(st.st_mode):
             self._prune_children(parent_fd, base, rel)
 
@@ -321,7 +322,7 @@ class _Extractor:
             return False
         if stat.S_ISDIR(st.st_mode) and member.isdir():
             return True
-        _remove(parent_fd, base, st)
+        remove_entry(base, dir_fd=parent_fd)
         return False
 
     def _remember_parent_times(self, parent_fd: int, parent: tuple[str, ...]) -> None:
@@ -355,43 +356,3 @@ def _supported(member: tarfile.TarInfo) -> bool:
     return member.isdir() or member.isreg() or member.issym() or member.islnk() or member.isdev()
 
 
-def _remove(parent_fd: int, base: str, st: os.stat_result) -> None:
-    if stat.S_ISDIR(st.st_mode):
-        _remove_tree(parent_fd, base)
-    else:
-        os.unlink(base, dir_fd=parent_fd)
-
-
-def _remove_tree(parent_fd: int, base: str) -> None:
-    """`shutil.rmtree(base, dir_fd=parent_fd)` without recursion.
-
-    Python 3.11's rmtree recurses once per level: a tree 1,000 deep (one `RUN
-    mkdir -p` makes it) ends in RecursionError. This walks with an explicit
-    stack, by descriptor like rmtree (O_NOFOLLOW, never into a symlink).
-    """
-    stack: list[tuple[int, str, int, list[str]]] = []  # (parent fd, name, fd, subdirectories left)
-
-    def enter(at: int, name: str) -> None:
-        fd = os.open(name, _OPEN_DIR, dir_fd=at)
-        subdirs = []
-        with os.scandir(fd) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    subdirs.append(entry.name)
-                else:
-                    os.unlink(entry.name, dir_fd=fd)
-        stack.append((at, name, fd, subdirs))
-
-    try:
-        enter(parent_fd, base)
-        while stack:
-            at, name, fd, subdirs = stack[-1]
-            if subdirs:
-                enter(fd, subdirs.pop())
-                continue
-            stack.pop()
-            os.close(fd)
-            os.rmdir(name, dir_fd=at)
-    finally:
-        for _, _, fd, _ in stack:
-            os.close(fd)

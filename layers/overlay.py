@@ -12,6 +12,10 @@ into `Change`s:
 The mount uses `redirect_dir=off` and `metacopy=off` (implied by `userxattr`)
 so every changed file's content is in `upper`, where the writer reads it.
 
+After the layer is written, `merge_upper` folds the (unmounted) upper dir
+back into the lower one with renames, at the cost of the change again: the
+one fold-back, used by the snapshotter and by sandboxed RUN steps alike.
+
 Mounting goes through the `mount(2)` syscall via ctypes: no dependency on
 mount(8), and errors come back as errno values we can report.
 """
@@ -30,12 +34,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from layers.changes import Change, ChangeKind, path_key
+from layers.fsmeta import OVERLAY_XATTR_PREFIXES, read_xattrs
+from layers.remove import remove_entry
 from oci.errors import WharfieError
 
 __all__ = [
     "OverlayError",
     "changes_from_upper",
     "in_user_namespace",
+    "merge_upper",
     "mount_overlay",
     "overlay_supported",
     "unmount",
@@ -177,3 +184,75 @@ def overlay_supported(base: Path | None = None, *, userxattr: bool | None = None
         return False
     finally:
         shutil.rmtree(probe, ignore_errors=True)
+
+
+def merge_upper(upper: Path, lower: Path, changes: Sequence[Change]) -> None:
+    """Move an unmounted upper dir's changes (`changes_from_upper`, ignored paths included) into `lower`.
+
+    Renames on one filesystem: a new or opaque directory moves whole (its
+    children need nothing more), a deletion removes the path, a directory on
+    both sides only takes the new owner, mode and xattrs. Overlay's own
+    xattrs (origin, opaque, impure, ...) are stripped from everything moved:
+    they would mislead the next step's overlay. Directory times are set last,
+    since moving children in changes them.
+    """
+    moved: list[str] = []
+    dir_times: list[tuple[str, int, int]] = []
+    for change in changes:  # sorted: a parent comes before its children
+        if any(change.path.startswith(prefix + "/") for prefix in moved):
+            continue
+        source, target = os.path.join(upper, change.path), os.path.join(lower, change.path)
+        if change.kind == "delete":
+            remove_entry(target, missing_ok=True)
+            continue
+        source_st = os.lstat(source)
+        if stat.S_ISDIR(source_st.st_mode):
+            dir_times.append((target, source_st.st_atime_ns, source_st.st_mtime_ns))
+            if change.kind != "opaque" and _is_dir(target):
+                _copy_dir_metadata(source, target, source_st)
+                continue
+        if not (stat.S_ISREG(source_st.st_mode) or stat.S_ISLNK(source_st.st_mode)) or _is_dir(target):
+            remove_entry(target, missing_ok=True)  # rename replaces files and symlinks atomically, not directories
+        os.rename(source, target)
+        _strip_overlay_xattrs(target)
+        if stat.S_ISDIR(source_st.st_mode):
+            moved.append(change.path)
+    for target, atime_ns, mtime_ns in reversed(dir_times):
+        os.utime(target, ns=(atime_ns, mtime_ns), follow_symlinks=False)
+
+
+def _is_dir(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _copy_dir_metadata(source: str, target: str, st: os.stat_result) -> None:
+    fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchown(fd, st.st_uid, st.st_gid)
+        os.fchmod(fd, stat.S_IMODE(st.st_mode))
+        wanted = dict(read_xattrs(source))  # overlay's own and the host's SELinux label left out
+        for name, _ in read_xattrs(target):
+            if name not in wanted:
+                os.removexattr(fd, name)
+        for name, value in wanted.items():
+            os.setxattr(fd, name, value)
+    finally:
+        os.close(fd)
+
+
+def _strip_overlay_xattrs(top: str) -> None:
+    paths = [top]
+    if _is_dir(top):
+        for dirpath, dirnames, filenames in os.walk(top):
+            paths += [os.path.join(dirpath, name) for name in dirnames + filenames]
+    for path in paths:
+        try:
+            names = os.listxattr(path, follow_symlinks=False)
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith(OVERLAY_XATTR_PREFIXES):
+                os.removexattr(path, name, follow_symlinks=False)

@@ -9,7 +9,8 @@
 The overlay snapshotter mounts `lower=rootfs, upper=EMPTY` in a scratch dir
 next to the rootfs, so reading the change costs what the step changed, not
 the size of the image. On exit the upper dir is moved into the rootfs with
-renames (same filesystem), again at the cost of the change. When an overlay
+renames (same filesystem), again at the cost of the change
+(`overlay.merge_upper`, the fold-back RUN steps use too). When an overlay
 cannot be mounted (no privilege, no kernel support, scratch on another
 filesystem) the walk snapshotter is used and the fallback is logged once.
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -27,18 +27,18 @@ from pathlib import Path
 from typing import Literal
 
 from layers.changes import Change
-from layers.fsmeta import OVERLAY_XATTR_PREFIXES, read_xattrs
 from layers.overlay import (
     OverlayError,
     changes_from_upper,
     in_user_namespace,
+    merge_upper,
     mount_overlay,
     overlay_supported,
     unmount,
 )
 from layers.walk import Snapshot, SnapshotMode, diff
 
-__all__ = ["StepSnapshot", "merge_upper", "snapshot_step"]
+__all__ = ["StepSnapshot", "snapshot_step"]
 
 log = logging.getLogger(__name__)
 
@@ -157,75 +157,3 @@ def _overlay_unusable(rootfs: Path, scratch: Path) -> str | None:
     if key not in _probe_results:
         _probe_results[key] = overlay_supported(scratch)
     return None if _probe_results[key] else "no overlay mount permitted here"
-
-
-def merge_upper(upper: Path, rootfs: Path, changes: list[Change]) -> None:
-    """Move an (unmounted) overlay upper dir's changes into `rootfs`, by renames.
-
-    Parents come before children in `changes`; a directory new to the rootfs
-    (or opaque) moves whole, so its children need nothing more.
-    """
-    moved: list[str] = []
-    dir_times: list[tuple[Path, int, int]] = []  # set last: moving children in bumps a directory's mtime
-    for change in changes:
-        if any(change.path.startswith(prefix + "/") for prefix in moved):
-            continue
-        source, target = upper / change.path, rootfs / change.path
-        if change.kind == "delete":
-            _remove(target)
-            continue
-        source_st = os.lstat(source)
-        if stat.S_ISDIR(source_st.st_mode):
-            dir_times.append((target, source_st.st_atime_ns, source_st.st_mtime_ns))
-            if change.kind != "opaque" and _is_dir(target):
-                _copy_dir_metadata(source, target, source_st)
-                continue
-        if not (stat.S_ISREG(source_st.st_mode) or stat.S_ISLNK(source_st.st_mode)) or _is_dir(target):
-            _remove(target)  # rename replaces files and symlinks atomically, but not directories
-        os.rename(source, target)
-        _strip_overlay_xattrs(target)
-        if stat.S_ISDIR(source_st.st_mode):
-            moved.append(change.path)
-    for target, atime_ns, mtime_ns in reversed(dir_times):
-        os.utime(target, ns=(atime_ns, mtime_ns))
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except FileNotFoundError:
-        return False
-
-
-def _remove(path: Path) -> None:
-    if _is_dir(path):
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        os.unlink(path)
-
-
-def _copy_dir_metadata(source: Path, target: Path, st: os.stat_result) -> None:
-    os.chown(target, st.st_uid, st.st_gid)
-    os.chmod(target, stat.S_IMODE(st.st_mode))
-    wanted = dict(read_xattrs(source))
-    for name, _ in read_xattrs(target):
-        if name not in wanted:
-            os.removexattr(target, name)
-    for name, value in wanted.items():
-        os.setxattr(target, name, value)
-
-
-def _strip_overlay_xattrs(top: Path) -> None:
-    """Overlay's bookkeeping (origin, opaque, ...) must not follow the files into the rootfs."""
-    paths = [os.fspath(top)]
-    if _is_dir(top):
-        for dirpath, dirnames, filenames in os.walk(top):
-            paths += [os.path.join(dirpath, name) for name in dirnames + filenames]
-    for path in paths:
-        try:
-            names = os.listxattr(path, follow_symlinks=False)
-        except OSError:
-            continue
-        for name in names:
-            if name.startswith(OVERLAY_XATTR_PREFIXES):
-                os.removexattr(path, name, follow_symlinks=False)

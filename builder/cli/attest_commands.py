@@ -5,7 +5,7 @@ their type attached to REF's image (for --platform when REF is an index) and
 print it; `wharfie manifest create DEST SRC...` joins per-architecture images
 into one index (registry/manifest_lists.py), `wharfie manifest inspect REF`
 prints a manifest or index. Flags and client set-up are the registry
-commands' (`registry_flags`).
+commands' (`registry_command`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from typing import Any
 
 import click
 
-from builder.cli.registry_commands import _client, registry_flags
-from builder.engine.options import default_cache_dir
+from builder.cli.registry_commands import _client, registry_command
 from oci import mediatypes as mt
 from oci.blobstore import BlobStore
 from oci.errors import WharfieError
@@ -56,7 +55,7 @@ def _print_json(payload: bytes, what: str) -> None:
 @click.command()
 @click.argument("reference")
 @click.option("--platform", help="os/arch[/variant] to pick from an index (default: this machine's).")
-@registry_flags
+@registry_command
 def sbom(reference: str, platform: str | None, **kw: Any) -> None:
     """Print the SPDX SBOM attached to REFERENCE's image."""
     ref = parse_reference(reference)
@@ -68,7 +67,7 @@ def sbom(reference: str, platform: str | None, **kw: Any) -> None:
 @click.command()
 @click.argument("reference")
 @click.option("--platform", help="os/arch[/variant] to pick from an index (default: this machine's).")
-@registry_flags
+@registry_command
 def provenance(reference: str, platform: str | None, **kw: Any) -> None:
     """Print the SLSA provenance (an in-toto statement) attached to REFERENCE's image."""
     ref = parse_reference(reference)
@@ -88,12 +87,14 @@ def manifest() -> None:
 @click.option("--format", "format_", type=click.Choice(["oci", "docker"]), default="oci", show_default=True,
               help="An OCI image index, or a Docker manifest list.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Local blob cache (default ~/.cache/wharfie).")
-@registry_flags
+@registry_command
 def manifest_create(destination: str, sources: tuple[str, ...], format_: str, cache_dir: str | None,
                     **kw: Any) -> None:
     """Push an index of SOURCES (one image per platform, read from each config) as DESTINATION."""
     dest = parse_reference(destination)
     refs = [parse_reference(source) for source in sources]
+    from builder.engine.options import default_cache_dir  # here: the engine need not load for --help
+
     store = BlobStore(Path(cache_dir) if cache_dir else default_cache_dir())
     with _client(kw) as client:
         raw, _media_type, digest = create_index(client.session, dest, refs, docker=format_ == "docker", store=store,
@@ -105,7 +106,7 @@ def manifest_create(destination: str, sources: tuple[str, ...], format_: str, ca
 
 @manifest.command("inspect")
 @click.argument("reference")
-@registry_flags
+@registry_command
 def manifest_inspect(reference: str, **kw: Any) -> None:
     """Print REFERENCE's manifest or index as JSON (as `docker manifest inspect` does)."""
     ref = parse_reference(reference)

@@ -1,9 +1,11 @@
 """The registry commands of the `wharfie` CLI: login, logout, tags ls/rm, repositories ls, inspect, cleanup, pull.
 
-Thin by design: each command turns flags into `RegistryOptions` and calls one
-function of registry/; results go to stdout, logs and progress to stderr.
-`builder.cli` attaches `REGISTRY_COMMANDS` to the main group, whose `main()`
-turns any `WharfieError` into one line and a non-zero exit. `tags ls`,
+Thin by design: each command takes the shared registry and logging flags
+(builder/cli/flags.py: one `RegistryOptions`, logging set up once), plus
+`--creds` where it names a registry, and calls one function of registry/;
+results go to stdout, logs and progress to stderr. builder/cli/app.py
+attaches `REGISTRY_COMMANDS` to the main group, whose `main()` turns any
+`WharfieError` into one line and a non-zero exit. `tags ls`,
 `cleanup` and `repositories ls` speak GitLab's REST API when one is given
 (``--gitlab-url``, ``$CI_API_V4_URL`` in a job) and say on stderr which API
 they use.
@@ -16,13 +18,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-from builder.engine.options import default_cache_dir
+from builder.cli.flags import logging_flags, registry_flags
 from oci.blobstore import BlobStore
 from oci.models import Platform, host_platform
 from registry.cleanup import CleanupPlan, CleanupPolicy, TagInfo, parse_age, run_cleanup
@@ -38,43 +40,21 @@ from registry.reference import DEFAULT_REGISTRY, Reference, normalize_host, pars
 from registry.session import is_loopback
 from registry.tags import delete_tag, list_tags
 
-__all__ = ["REGISTRY_COMMANDS", "cleanup", "inspect", "login", "logout", "pull", "repositories", "tags"]
+__all__ = ["REGISTRY_COMMANDS", "cleanup", "inspect", "login", "logout", "pull", "registry_command", "repositories",
+           "tags"]
 
 log = logging.getLogger("wharfie")
 
 
-def _setup_logging(quiet: bool, verbosity: str) -> None:
-    level = logging.WARNING if quiet else getattr(logging, verbosity.upper(), logging.INFO)
-    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
-    logging.getLogger().setLevel(level)
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+def registry_command(func: Callable[..., None]) -> Callable[..., None]:
+    """The flags of a command that talks to registries: --creds, the shared registry flags, -v/-q.
 
-
-def _ca_files(items: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        host, sep, path = item.partition("=")
-        if not sep or not host or not path:
-            raise click.BadParameter(f"expected HOST=PATH, got {item!r}", param_hint="--registry-certificate")
-        out[host] = path
-    return out
-
-
-def registry_flags(func: Callable[..., None]) -> Callable[..., None]:
-    """The flags every registry command shares; `_client(kw)` turns them into a client."""
-    for option in reversed([
-        click.option("--insecure-registry", "insecure", multiple=True, help="HOST[:PORT] reached over plain HTTP."),
-        click.option("--skip-tls-verify", is_flag=True, help="Do not verify registries' TLS certificates."),
-        click.option("--registry-certificate", "certs", multiple=True, help="HOST=PATH of a CA bundle for that registry."),
-        click.option("--registry-mirror", "mirrors", multiple=True, help="Docker Hub mirror HOST[/PATH], tried first."),
-        click.option("--push-retry", "retries", type=int, default=3, show_default=True, help="Retries of a failed request."),
-        click.option("--creds", help="USER:PASSWORD for the registry named (e.g. a GitLab deploy token's user and token)."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress or log output."),
-        click.option("--verbosity", "-v", type=click.Choice(["debug", "info", "warn", "error"]), default="info"),
-    ]):
-        func = option(func)
-    return func
+    The command gets `creds` (text), `registry` (`RegistryOptions`) and `quiet`; `_client` makes the client.
+    """
+    func = logging_flags(func)
+    func = registry_flags(func)
+    return click.option("--creds", help="USER:PASSWORD for the registry named (e.g. a GitLab deploy token's "
+                                        "user and token).")(func)
 
 
 def _creds(text: str | None, host: str | None) -> dict[str, Credentials]:
@@ -91,18 +71,13 @@ def _creds(text: str | None, host: str | None) -> dict[str, Credentials]:
 
 def _client(kw: dict[str, Any], *, credentials: dict[str, Credentials] | None = None,
             host: str | None = None) -> RegistryClient:
-    """A client from the shared flags (removed from `kw`), with logging and progress set up.
+    """A client from the shared flags (`creds` and `registry` removed from `kw`), with progress unless quiet.
 
-    ``--creds`` applies to `host`, the registry the command names.
+    ``--creds`` applies to `host`, the registry the command names; explicit `credentials` (login's) win.
     """
     flag_creds = _creds(kw.pop("creds"), host)
-    credentials = credentials or flag_creds
-    quiet = kw.pop("quiet")
-    _setup_logging(quiet, kw.pop("verbosity"))
-    options = RegistryOptions(insecure_registries=frozenset(kw.pop("insecure")), skip_tls_verify=kw.pop("skip_tls_verify"),
-                              ca_files=_ca_files(kw.pop("certs")), mirrors=tuple(kw.pop("mirrors")),
-                              retries=kw.pop("retries"), credentials=credentials or {})
-    return RegistryClient(options, progress=choose_progress(quiet=quiet))
+    options = replace(kw.pop("registry"), credentials=credentials or flag_creds)
+    return RegistryClient(options, progress=choose_progress(quiet=kw["quiet"]))
 
 
 def gitlab_flags(func: Callable[..., None]) -> Callable[..., None]:
@@ -129,7 +104,7 @@ class _APIChoice:
 
 
 def _gitlab_api(kw: dict[str, Any], reference: str | None = None) -> _APIChoice:
-    """GitLab's API from the flags (removed from `kw`; the shared TLS flags are only read).
+    """GitLab's API from the flags (removed from `kw`; the shared `registry` options are only read).
 
     A job's own API (``$CI_API_V4_URL``) serves the job's registry only: a REFERENCE naming another
     registry than ``$CI_REGISTRY`` is handled by that registry's API. The token travels in every
@@ -150,11 +125,12 @@ def _gitlab_api(kw: dict[str, Any], reference: str | None = None) -> _APIChoice:
     if not sep or scheme not in ("https", "http"):
         raise click.BadParameter(f"expected an http(s) URL, got {url!r}", param_hint="--gitlab-url")
     api_host = rest.split("/", 1)[0]
-    if scheme == "http" and not (is_loopback(api_host) or api_host in kw["insecure"]):
+    registry: RegistryOptions = kw["registry"]
+    if scheme == "http" and not (is_loopback(api_host) or api_host in registry.insecure_registries):
         raise click.BadParameter(f"{url} is plain HTTP: the token would travel in clear (list the host in "
                                  "--insecure-registry to allow it)", param_hint="--gitlab-url")
-    verify: bool | str = _ca_files(kw["certs"]).get(api_host) or not kw["skip_tls_verify"]
-    return _APIChoice(GitLabAPI(url, token, verify=verify, retries=kw["retries"]))
+    verify: bool | str = registry.ca_files.get(api_host) or not registry.skip_tls_verify
+    return _APIChoice(GitLabAPI(url, token, verify=verify, retries=registry.retries))
 
 
 def _project(kw: dict[str, Any]) -> str | None:
@@ -209,7 +185,7 @@ def _read_password(password: str | None, password_stdin: bool) -> str:
 @click.option("--username", "-u", required=True, help="User name (GitLab: your user, a deploy token's, gitlab-ci-token).")
 @click.option("--password", "-p", help="Password or token (prefer --password-stdin).")
 @click.option("--password-stdin", is_flag=True, help="Read the password or token from stdin.")
-@registry_flags
+@registry_command
 def login(server: str | None, username: str, password: str | None, password_stdin: bool, **kw: Any) -> None:
     """Check credentials against SERVER (default Docker Hub) and save them in docker's config.json."""
     host = _registry_host(server)
@@ -241,14 +217,13 @@ def tags() -> None:
 @click.option("--page-size", type=int, help="Tags per request (the API's default if unset).")
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @gitlab_flags
-@registry_flags
+@registry_command
 def tags_ls(repository: str, page_size: int | None, output: str, **kw: Any) -> None:
     """List REPOSITORY's tags: with GitLab's API, with digest, size and push time (created_at)."""
     ref = parse_reference(repository).repo_ref
     project = _project(kw)
     choice = _gitlab_api(kw, repository)
     if (api := choice.api) is not None:
-        _setup_logging(kw["quiet"], kw["verbosity"])
         with api:
             target = find_target(api, ref.repository, host=_explicit_host(repository), project=project,
                                  per_page=page_size)
@@ -288,7 +263,7 @@ def repositories() -> None:
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--page-size", type=int, help="Repositories per request (the API's default if unset).")
 @gitlab_flags
-@registry_flags
+@registry_command
 def repositories_ls(output: str, page_size: int | None, **kw: Any) -> None:
     """List the project's container repositories: name, path and tag count."""
     project = _project(kw)
@@ -297,7 +272,6 @@ def repositories_ls(output: str, page_size: int | None, **kw: Any) -> None:
         raise click.UsageError("repositories ls needs GitLab's API: give --gitlab-url (a CI job has $CI_API_V4_URL)")
     if project is None:
         raise click.UsageError("give --project ID or GROUP/PROJECT (a CI job has $CI_PROJECT_ID)")
-    _setup_logging(kw["quiet"], kw["verbosity"])
     with api:
         _say(kw, f"Using {api.describe()}: project {project}")
         found = api.repositories(project, per_page=page_size)
@@ -315,7 +289,7 @@ def repositories_ls(output: str, page_size: int | None, **kw: Any) -> None:
 
 @tags.command("rm")
 @click.argument("references", nargs=-1, required=True)
-@registry_flags
+@registry_command
 def tags_rm(references: tuple[str, ...], **kw: Any) -> None:
     """Delete REPO:TAG (only that tag: other tags of the same image stay)."""
     refs = [parse_reference(text) for text in references]
@@ -330,7 +304,7 @@ def tags_rm(references: tuple[str, ...], **kw: Any) -> None:
 @click.option("--raw", is_flag=True, help="Print the manifest (or index) exactly as the registry sent it.")
 @click.option("--config", "show_config", is_flag=True, help="Print the image config blob.")
 @click.option("--platform", help="os/arch[/variant] to pick from an index (default: this machine's).")
-@registry_flags
+@registry_command
 def inspect(reference: str, raw: bool, show_config: bool, platform: str | None, **kw: Any) -> None:
     """Show REFERENCE's manifest digest, platforms, config and layer sizes, as JSON."""
     ref = parse_reference(reference)
@@ -358,7 +332,7 @@ def _inspect(client: RegistryClient, ref: Reference, wanted: Platform, *, raw: b
               help="Take a date in doubt (an image config dated before 2013 or at/before $SOURCE_DATE_EPOCH) as the age.")
 @click.option("--dry-run", is_flag=True, help="Print what would be deleted; delete nothing.")
 @gitlab_flags
-@registry_flags
+@registry_command
 def cleanup(repository: str, name_regex_delete: str, name_regex_keep: str | None, keep_n: int | None,
             older_than: str | None, trust_image_dates: bool, dry_run: bool, **kw: Any) -> None:
     """Delete REPOSITORY's tags as a GitLab cleanup policy would (never `latest`).
@@ -372,7 +346,6 @@ def cleanup(repository: str, name_regex_delete: str, name_regex_keep: str | None
     project = _project(kw)
     choice = _gitlab_api(kw, repository)
     if (api := choice.api) is not None:
-        _setup_logging(kw["quiet"], kw["verbosity"])
         with api:
             target = find_target(api, repo.repository, host=_explicit_host(repository), project=project)
             _say(kw, f"Using {api.describe()}: {target.describe()}; ages from GitLab's created_at")
@@ -417,7 +390,7 @@ def cache_group() -> None:
 @click.argument("cache_repository")
 @click.option("--older-than", required=True, help="Delete entries stored longer ago than this (14d, 336h).")
 @click.option("--dry-run", is_flag=True, help="Print what would be deleted; delete nothing.")
-@registry_flags
+@registry_command
 def cache_prune(cache_repository: str, older_than: str, dry_run: bool, **kw: Any) -> None:
     """Delete CACHE_REPOSITORY's entries stored longer ago than --older-than.
 
@@ -442,13 +415,15 @@ def cache_prune(cache_repository: str, older_than: str, dry_run: bool, **kw: Any
 @click.option("--oci-layout-path", type=click.Path(file_okay=False), help="Add the image to this OCI layout.")
 @click.option("--platform", help="os/arch[/variant] to pull from an index (default: this machine's).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Local blob cache (default ~/.cache/wharfie).")
-@registry_flags
+@registry_command
 def pull(reference: str, tar_path: str | None, oci_layout_path: str | None, platform: str | None,
          cache_dir: str | None, **kw: Any) -> None:
     """Pull REFERENCE into a docker tarball and/or an OCI image layout."""
     if not tar_path and not oci_layout_path:
         raise click.UsageError("give --tar-path FILE or --oci-layout-path DIR (or both)")
     ref = parse_reference(reference)
+    from builder.engine.options import default_cache_dir  # here: the engine need not load for --help
+
     store = BlobStore(Path(cache_dir) if cache_dir else default_cache_dir())
     with _client(kw, host=ref.registry) as client:
         image = pull_image(client, ref, Platform.parse(platform) if platform else host_platform(), store)

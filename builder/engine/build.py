@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from builder.engine.attestations import attest_image, seconds_timestamp
 from builder.engine.inplace_stage import stage_builder_class
 from builder.engine.options import BuildOptions
 from builder.engine.output import BuiltImage, deliver
-from builder.engine.session import BuildSession
+from builder.engine.session import BuildSession, StageOutput, log_step_output
 from builder.execution.binfmt import require_runnable
 from builder.frontend import instructions as ins
 from builder.frontend.limits import MAX_DOCKERFILE_SIZE
@@ -25,27 +25,67 @@ from builder.image.state import render_manifest, timestamp
 from oci.blobstore import BlobStore
 from oci.digest import Digest
 from oci.errors import DockerfileError, WharfieError
+from oci.models import Manifest
 from registry.client import RegistryClient
 from registry.reference import Reference, parse_reference
 
-__all__ = ["BuildResult", "build_image"]
+__all__ = ["BuildResult", "LayerSummary", "build_image"]
 
 log = logging.getLogger("wharfie")
 
 
 @dataclass(frozen=True)
+class LayerSummary:
+    """One layer of the built image, as its manifest and config list it."""
+
+    digest: Digest  # of the compressed blob
+    diff_id: Digest  # of the uncompressed tar
+    size: int
+    media_type: str
+
+
+@dataclass(frozen=True)
 class BuildResult:
-    image: BuiltImage
-    pushed: list[str]
+    """What a build made and where it went."""
+
+    image: BuiltImage  # manifest, config and layers, as delivered
+    references: dict[str, str]  # each destination as given -> REF@DIGEST pushed (empty: nothing pushed)
+    timings: dict[str, float]  # seconds: "parse", "stage N" (or "stage N (name)") each, "output", "attest", "total"
 
     @property
     def digest(self) -> Digest:
         return self.image.digest
 
+    @property
+    def layers(self) -> tuple[LayerSummary, ...]:
+        described = Manifest.from_bytes(self.image.manifest_raw).layers
+        return tuple(LayerSummary(desc.digest, diff_id, desc.size, desc.media_type)
+                     for desc, diff_id in zip(described, self.image.state.config.diff_ids, strict=True))
+
+    @property
+    def pushed(self) -> list[str]:
+        return list(self.references.values())
+
     def summary(self) -> str:
-        if self.pushed:
-            return "\n".join(f"pushed {ref}" for ref in self.pushed)
+        if self.references:
+            return "\n".join(f"pushed {ref}" for ref in self.references.values())
         return f"built {self.digest}"
+
+
+class _Stopwatch:
+    """Seconds per phase of a build, for `BuildResult.timings`."""
+
+    def __init__(self) -> None:
+        self.start = self._last = time.monotonic()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps[name] = round(now - self._last, 3)
+        self._last = now
+
+    def total(self) -> dict[str, float]:
+        return {**self.laps, "total": round(time.monotonic() - self.start, 3)}
 
 
 def _read_dockerfile(path: Path) -> str:
@@ -58,14 +98,12 @@ def _read_dockerfile(path: Path) -> str:
 
 
 def _cache_repo(options: BuildOptions) -> Reference | None:
-    """--cache-repo, else $CI_REGISTRY_IMAGE/cache in a GitLab job, else <first destination>/cache."""
+    """The cache's repository, else <first destination>/cache (the CLI gives $CI_REGISTRY_IMAGE/cache in a
+    GitLab job: the engine reads no environment)."""
     if not options.cache.enabled:
         return None
     if options.cache.repo:
         return parse_reference(options.cache.repo).repo_ref
-    gitlab_image = os.environ.get("CI_REGISTRY_IMAGE")
-    if gitlab_image:
-        return parse_reference(f"{gitlab_image}/cache").repo_ref
     if options.output.destinations:
         first = parse_reference(options.output.destinations[0])
         return parse_reference(f"{first.name}/cache").repo_ref
@@ -87,12 +125,15 @@ def _check_run_platforms(plan: BuildPlan, options: BuildOptions) -> None:
                 raise WharfieError(f"{options.dockerfile.name}:{run.line}: {exc}") from None
 
 
-def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult:
-    started = seconds_timestamp()
+def build_image(options: BuildOptions, *, client: RegistryClient,
+                step_output: StageOutput = log_step_output) -> BuildResult:
+    """Build the image `options` describe; RUN steps' output lines go to `step_output` (unless quiet)."""
+    started, clock = seconds_timestamp(), _Stopwatch()
     text = _read_dockerfile(options.dockerfile)
     plan = parse_dockerfile(text, filename=options.dockerfile.name, build_args=options.build_args,
                             target=options.target, target_platform=str(options.platform))
     _check_run_platforms(plan, options)
+    clock.lap("parse")
     store = BlobStore(options.cache_dir)
     work_root = options.work_dir or Path(tempfile.gettempdir())
     work_root.mkdir(parents=True, exist_ok=True)
@@ -104,7 +145,8 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
         for source in options.cache.cache_from:
             cache.add_source(parse_reference(source))
         session = BuildSession(options=options, client=client, store=store, work_dir=work_dir,
-                               ignore=load_ignore(options.context, options.dockerfile), cache=cache)
+                               ignore=load_ignore(options.context, options.dockerfile), cache=cache,
+                               step_output=step_output)
         result = None
         for warning in plan.warnings:
             log.warning("warning: %s", warning)
@@ -112,6 +154,7 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
             log.info("stage %d%s", stage.index, f" ({stage.name})" if stage.name else "")
             result = stage_builder_class(options.isolation.mode)(session, plan, stage).run()
             session.results[stage.index] = result
+            clock.lap(f"stage {stage.index}" + (f" ({stage.name})" if stage.name else ""))
         assert result is not None
         state = result.state
         if options.labels:
@@ -124,9 +167,12 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
         image = BuiltImage(state, manifest_raw, media_type, config_raw)
         cache.wait()  # cached layers are then in the cache repo, and the push mounts them from there
         pushed = deliver(image, options.output, client, mount_sources=(cache.repo,) if cache.repo else ())
+        clock.lap("output")
         if options.attest.wanted:
             attest_image(session, plan, image, pushed=bool(pushed), started=started)
-        return BuildResult(image, pushed)
+            clock.lap("attest")
+        references = dict(zip(options.output.destinations, pushed, strict=False))
+        return BuildResult(image, references, clock.total())
     except Exception:
         if cache is not None:
             cache.wait()  # a failed build still stores its finished steps, and the store's threads end

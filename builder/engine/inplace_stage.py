@@ -19,7 +19,7 @@ from pathlib import Path
 
 from builder.engine.session import BuildSession, StageResult
 from builder.engine.stage import StageBuilder
-from builder.execution.inplace import clear_root, extract_filtered, in_place_ignore
+from builder.execution.inplace import InPlaceRunner, clear_root, extract_filtered, in_place_ignore
 from builder.frontend.plan import BuildPlan, Stage
 from oci.layer import Layer
 
@@ -68,6 +68,9 @@ class InPlaceStageBuilder(StageBuilder):
         with tempfile.TemporaryDirectory(dir=self.session.work_dir, prefix="extract-") as scratch:
             extract_filtered(layer, self.rootfs, self.ignore, Path(scratch))
 
+    def step_runner(self, scratch: Path) -> InPlaceRunner:
+        return InPlaceRunner(self.ignore, scratch)
+
     def _snapshot_step(self, action: Callable[[Path], None], created_by: str, *, ignore: tuple[str, ...] = ()) -> None:
         super()._snapshot_step(action, created_by, ignore=(*ignore, *self.ignore))
 
@@ -78,4 +81,5 @@ class InPlaceStageBuilder(StageBuilder):
 
 
 def stage_builder_class(mode: str) -> type[StageBuilder]:
+    """The one place the in-place mode is chosen: everything else it changes is `InPlaceStageBuilder`'s."""
     return InPlaceStageBuilder if mode == "in-place" else StageBuilder

@@ -1,4 +1,4 @@
-"""The build's settings, made once by the CLI and read everywhere else.
+"""The build's settings, made once by `builder.engine.api.build` (which the CLI calls) and read everywhere else.
 
 Small frozen dataclasses rather than one options bag passed around (kaniko's
 41-field struct): each part of the build takes the group it needs.
@@ -49,7 +49,7 @@ class BuildOptions:
     platform: Platform = field(default_factory=host_platform)
     platform_requested: bool = False  # --platform given: base configs are labelled with it (builder/image/platforms.py)
     source_date_epoch: int | None = None
-    network: str = "default"  # the RUN steps' network (builder/network.py): default | host | none
+    network: str = "default"  # the RUN steps' network (builder/execution/network.py): default | host | none
     allow_host_network: bool = False  # --allow network.host: a Dockerfile's RUN --network=host is honoured
     cache_dir: Path = field(default_factory=default_cache_dir)
     cache: CacheOptions = field(default_factory=CacheOptions)

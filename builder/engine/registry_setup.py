@@ -1,10 +1,11 @@
-"""From the CLI's registry flags to one `RegistryClient`."""
+"""The registry client a build uses: the caller's `RegistryOptions`, plus its destinations over plain HTTP
+when asked (kaniko's `--insecure`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
-from oci.errors import WharfieError
 from registry.client import RegistryClient
 from registry.options import RegistryOptions
 from registry.progress import choose_progress
@@ -13,17 +14,10 @@ from registry.reference import parse_reference
 __all__ = ["registry_client"]
 
 
-def registry_client(*, insecure: Iterable[str] = (), insecure_destinations: Iterable[str] = (),
-                    skip_tls_verify: bool = False, certificates: Iterable[str] = (), retries: int = 3,
-                    push_concurrency: int = 4, mirrors: Iterable[str] = (), quiet: bool = False) -> RegistryClient:
-    hosts = set(insecure) | {parse_reference(d).registry for d in insecure_destinations}
-    ca_files: dict[str, str] = {}
-    for item in certificates:
-        host, sep, path = item.partition("=")
-        if not sep or not host or not path:
-            raise WharfieError(f"--registry-certificate expects HOST=PATH, got {item!r}")
-        ca_files[host] = path
-    options = RegistryOptions(insecure_registries=frozenset(hosts), skip_tls_verify=skip_tls_verify,
-                              ca_files=ca_files, retries=retries, push_concurrency=push_concurrency,
-                              mirrors=tuple(mirrors))
+def registry_client(options: RegistryOptions | None = None, *, insecure_destinations: Iterable[str] = (),
+                    quiet: bool = False) -> RegistryClient:
+    options = options or RegistryOptions()
+    hosts = {parse_reference(d).registry for d in insecure_destinations}
+    if hosts:
+        options = replace(options, insecure_registries=options.insecure_registries | hosts)
     return RegistryClient(options, progress=choose_progress(quiet=quiet))

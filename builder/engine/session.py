@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,14 @@ from oci.models import Platform
 from registry.client import RegistryClient
 from registry.reference import Reference
 
-__all__ = ["BuildSession", "StageResult"]
+__all__ = ["BuildSession", "StageOutput", "StageResult", "log_step_output"]
+
+StageOutput = Callable[[str], None]  # receives each line a RUN step's program writes
+
+
+def log_step_output(line: str) -> None:
+    """The default reporter of a RUN step's output: one INFO record per line (logger `wharfie.step`)."""
+    logging.getLogger("wharfie.step").info("%s", line)
 
 
 @dataclass
@@ -42,6 +50,7 @@ class BuildSession:
     work_dir: Path
     ignore: IgnoreMatcher
     cache: LayerCache
+    step_output: StageOutput = log_step_output  # a reporter the caller passes in (the CLI: stderr)
     results: dict[int, StageResult] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("wharfie"))
     _images: dict[tuple[str, Platform], tuple[ImageState, Reference, Digest]] = field(default_factory=dict)

@@ -13,7 +13,6 @@ import os
 import posixpath
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import replace
@@ -22,7 +21,7 @@ from pathlib import Path
 from builder.cache.cache_key import layer_format, sources_digest, start_key, step_key
 from builder.engine.session import BuildSession, StageResult
 from builder.execution.binfmt import require_runnable
-from builder.execution.inplace import InPlaceRunner, in_place_ignore
+from builder.execution.inplace import InPlaceRunner
 from builder.execution.network import step_network_mode
 from builder.execution.rootless import chown_hint
 from builder.execution.run_mounts import RunMounts
@@ -32,8 +31,8 @@ from builder.frontend import instructions as ins
 from builder.frontend.dockerfile import parse_trigger
 from builder.frontend.globmatch import BadPatternError, match_path, validate_pattern
 from builder.frontend.heredoc import Heredoc, heredoc_run
-from builder.frontend.plan import BuildPlan, Stage
-from builder.image.base import DEFAULT_PATH, materialize, scratch_state
+from builder.frontend.plan import DEFAULT_PATH, BuildPlan, Stage
+from builder.image.base import materialize, scratch_state
 from builder.image.platforms import stage_platform, with_platform
 from builder.image.state import ImageState, add_history, append_layer, timestamp
 from builder.steps.add_sources import archive_kind, download, is_url, redact_url, unpack_archive
@@ -47,7 +46,6 @@ from builder.steps.copy import (
     on_the_way,
     parse_chmod,
     reachable,
-    safe_join,
     select_sources,
     source_prefixes,
     write_heredocs,
@@ -56,6 +54,7 @@ from builder.steps.history import BUILDKIT_COMMENT, run_created_by
 from builder.steps.userdb import resolve_chown, resolve_exec_user
 from layers.changes import Change
 from layers.extract import extract_layer
+from layers.securepath import resolve_in_root
 from layers.walk import Snapshot, diff
 from layers.writer import write_layer
 from oci.errors import DockerfileError, WharfieError
@@ -92,7 +91,7 @@ class StageBuilder:
         platform = self.platform
         if base == "scratch":
             self.key = start_key("scratch", platform, self._layer_format())
-            return scratch_state(platform)
+            return scratch_state(platform, path=DEFAULT_PATH)
         self.session.log.info("FROM %s", base)
         state, _ref, digest = self.session.image(base, platform)
         self.key = start_key(str(digest), platform, self._layer_format())
@@ -194,6 +193,10 @@ class StageBuilder:
         return History(created=timestamp(self.session.options.source_date_epoch), created_by=created_by,
                        comment=BUILDKIT_COMMENT, empty_layer=empty)
 
+    def step_runner(self, scratch: Path) -> InPlaceRunner | None:
+        """What runs a RUN step instead of the sandbox: nothing here (`InPlaceStageBuilder` runs it on `/`)."""
+        return None
+
     # -- filesystem steps -----------------------------------------------------
     def _snapshot_step(self, action: Callable[[Path], None], created_by: str, *, ignore: tuple[str, ...] = ()) -> None:
         """Run a filesystem step, or reuse its cached result; its layer is the snapshot's difference."""
@@ -283,7 +286,7 @@ class StageBuilder:
         self.state = self.state.with_config(self.state.config.with_container(working_dir=path))
 
         def mkdir(rootfs: Path) -> None:
-            target = safe_join(rootfs, path, follow_last=True)
+            target = resolve_in_root(rootfs, path, follow_last=True)
             if not target.is_dir():
                 user = resolve_exec_user(rootfs, self.state.config.config.user)
                 make_parents(rootfs, target, uid=user.uid, gid=user.gid)
@@ -411,7 +414,7 @@ class StageBuilder:
                     continue
                 dest = instr.dest if instr.dest.startswith("/") else f"{workdir.rstrip('/')}/{instr.dest}"
                 owner = (options.uid, options.gid) if instr.chown else None
-                unpack_archive(src, kind, safe_join(rootfs, dest, follow_last=True), owner=owner, rootfs=rootfs)
+                unpack_archive(src, kind, resolve_in_root(rootfs, dest, follow_last=True), owner=owner, rootfs=rootfs)
             if plain:
                 copy_into(rootfs, src_root, plain, instr.dest, workdir=workdir, options=options, what="ADD")
         finally:
@@ -430,10 +433,6 @@ def _copy_tree(source: Path, dest: Path) -> None:
 def _one_line(text: str) -> str:
     first = text.strip().splitlines()[0] if text.strip() else ""
     return first if len(first) <= 120 else first[:117] + "..."
-
-
-def _print_step_output(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 # -- RUN (builder/execution/run_step.py runs it; these only connect it to the stage) ------
@@ -461,12 +460,12 @@ def _run_and_commit(builder: StageBuilder, spec: RunSpec, created_by: str, scrat
     """Run the step in its sandbox (overlay or walk snapshots), then commit its changes as a layer."""
     options = builder.session.options
     ignore = (*SANDBOX_IGNORED, *options.ignore_paths)
-    runner = _in_place_runner(builder, scratch) if options.isolation.mode == "in-place" else None
+    runner = builder.step_runner(scratch)
     if runner is not None:
         ignore = (*ignore, *runner.ignore, *runner.mount_ignores(spec))
     try:
         with run_step(spec, isolation=options.isolation, scratch=scratch, ignore=ignore,
-                      snapshot_mode=options.snapshot_mode, output=None if options.quiet else _print_step_output,
+                      snapshot_mode=options.snapshot_mode, output=None if options.quiet else builder.session.step_output,
                       runner=runner) as outcome:
             layer = builder._write_layer(outcome.changes, outcome.source_root)
     except RunFailed as exc:
@@ -496,10 +495,3 @@ def _mount_source_root(builder: StageBuilder, source: str, scratch: Path) -> Pat
     tree = Path(tempfile.mkdtemp(dir=scratch, prefix="mount-from-"))
     materialize(state, tree)
     return tree
-
-
-def _in_place_runner(builder: StageBuilder, scratch: Path) -> InPlaceRunner:
-    options = builder.session.options
-    ignore = in_place_ignore(work_dir=builder.session.work_dir, cache_dir=options.cache_dir, context=options.context,
-                             extra=options.ignore_paths)
-    return InPlaceRunner(ignore, scratch)

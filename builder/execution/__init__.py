@@ -4,12 +4,13 @@ Owns: choosing the isolation (`isolation`), re-entering as a rootless user
 (`rootless`), the sandbox (`sandbox`, which starts `sandbox_enter.py` by path
 with `python -I` as the namespace's first process), running in place on the
 real root (`inplace`), RUN --mount (`run_mounts`), one RUN from start to
-captured changes (`run_step`), keeping hard links whole on an overlay
-(`hardlinks`), folding an overlay's upper dir back (`overlay_apply`) and a
-step's own network (`network`).
+captured changes (`run_step`, which folds an overlay's upper dir back with
+`layers.overlay.merge_upper`), keeping hard links whole on an overlay
+(`hardlinks`) and a step's own network (`network`).
 
 May import: `builder.frontend`, `builder.context` (the .dockerignore view of
-a context bind), `builder.steps` (path joining, until path
-containment is one mechanism), `layers/` and `oci/`. Not `registry/`, the cache
-or the engine.
+a context bind), `builder.steps` (COPY's tree copy for a bind mount; and
+`safe_join`, the old name of `layers.securepath.resolve_in_root`, until
+sandbox.py and run_mounts.py import that), `layers/` and `oci/`. Not
+`registry/`, the cache or the engine.
 """

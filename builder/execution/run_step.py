@@ -22,10 +22,9 @@ from pathlib import Path
 
 from builder.execution.hardlinks import LinkedFiles
 from builder.execution.isolation import Isolation
-from builder.execution.overlay_apply import apply_upper
 from builder.execution.sandbox import OverlayDirs, RunSpec, run_in_sandbox
 from layers.changes import Change
-from layers.overlay import changes_from_upper
+from layers.overlay import changes_from_upper, merge_upper
 from layers.walk import Snapshot, SnapshotMode, diff
 
 __all__ = ["StepOutcome", "run_step", "walk_mode", "without_ignored"]
@@ -80,7 +79,7 @@ def _overlay_step(spec: RunSpec, isolation: Isolation, scratch: Path, ignore: Se
         linked.settle()
         everything = changes_from_upper(dirs.upper, [spec.root])
         yield StepOutcome(without_ignored(everything, ignore), dirs.upper)
-        apply_upper(dirs.upper, spec.root, everything)
+        merge_upper(dirs.upper, spec.root, everything)
     finally:
         for directory in (dirs.upper, dirs.work, dirs.merged):
             shutil.rmtree(directory, ignore_errors=True)

@@ -133,11 +133,6 @@ class _FlagValues:
         assert value is None or isinstance(value, str)
         return value
 
-    def flag(self, name: str) -> bool:
-        value = self.values[name]
-        assert isinstance(value, bool)
-        return value
-
     def texts(self, name: str) -> tuple[str, ...]:
         value = self.values[name]
         assert isinstance(value, list)
@@ -221,7 +216,7 @@ def _parse_run(node: _Node, escape: str) -> ins.Instruction:
     specs = flags.texts("mount")
     try:
         mounts = tuple(ins.parse_mount(spec) for spec in specs)
-    except ins.MountError as exc:
+    except ins.MountSyntaxError as exc:
         raise _Error(str(exc)) from None
     command, is_exec = _maybe_json(node.rest)
     return ins.RUN(
@@ -320,38 +315,21 @@ def _heredoc_word(word: str) -> hd.Heredoc | None:
         return None
 
 
-def _parse_copy(node: _Node, escape: str) -> ins.Instruction:
-    spec = {"chown": _STR, "from": _STR, "chmod": _STR, "link": _BOOL, "exclude": _STRS, "parents": _BOOL}
-    flags = _flags(node, spec)
-    sources, dest, inline = _parse_sources(node, "COPY")
-    return ins.COPY(
-        sources=tuple(sources),
-        dest=dest,
-        from_=flags.text("from"),
-        chown=flags.text("chown"),
-        chmod=flags.text("chmod"),
-        link=flags.flag("link"),
-        exclude=flags.texts("exclude"),
-        parents=flags.flag("parents"),
-        heredocs=tuple(inline),
-    )
+_COPY_FLAGS = {"chown": _STR, "chmod": _STR, "link": _BOOL, "exclude": _STRS}  # COPY's and ADD's alike
 
 
-def _parse_add(node: _Node, escape: str) -> ins.Instruction:
-    spec = {"chown": _STR, "chmod": _STR, "link": _BOOL, "exclude": _STRS, "checksum": _STR, "keep-git-dir": _BOOL}
-    flags = _flags(node, spec)
-    sources, dest, inline = _parse_sources(node, "ADD")
-    return ins.ADD(
-        sources=tuple(sources),
-        dest=dest,
-        chown=flags.text("chown"),
-        chmod=flags.text("chmod"),
-        link=flags.flag("link"),
-        exclude=flags.texts("exclude"),
-        checksum=flags.text("checksum"),
-        keep_git_dir=flags.flag("keep-git-dir"),
-        heredocs=tuple(inline),
-    )
+def _parse_copy_like(cls: type[ins.COPY | ins.ADD], own_flags: Mapping[str, str]) -> _Parser:
+    """COPY and ADD: the same sources, destination and shared flags, plus each one's own flags
+    (a flag `some-name` fills the field `some_name`; `from` fills `from_`)."""
+
+    def parse_copy_like(node: _Node, escape: str) -> ins.Instruction:
+        flags = _flags(node, {**_COPY_FLAGS, **own_flags})
+        sources, dest, inline = _parse_sources(node, cls.keyword)
+        fields = {("from_" if name == "from" else name.replace("-", "_")): tuple(value) if isinstance(value, list)
+                  else value for name, value in flags.values.items()}
+        return cls(sources=tuple(sources), dest=dest, heredocs=tuple(inline), **fields)  # type: ignore[arg-type]
+
+    return parse_copy_like
 
 
 def _parse_expose(node: _Node, escape: str) -> ins.Instruction:
@@ -486,8 +464,8 @@ _PARSERS = {
     "env": _parse_env,
     "label": _parse_label,
     "arg": _parse_arg,
-    "copy": _parse_copy,
-    "add": _parse_add,
+    "copy": _parse_copy_like(ins.COPY, {"from": _STR, "parents": _BOOL}),
+    "add": _parse_copy_like(ins.ADD, {"checksum": _STR, "keep-git-dir": _BOOL}),
     "expose": _parse_expose,
     "volume": _parse_volume,
     "shell": _parse_shell,

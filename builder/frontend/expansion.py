@@ -64,7 +64,7 @@ def expand_instruction(
     expander = _Expander(env, escape)
     try:
         expanded = _expand_fields(instr, expander)
-    except (ExpansionError, ins.MountError, ins.PortError) as exc:
+    except (ExpansionError, ins.MountSyntaxError, ins.PortError) as exc:
         raise DockerfileError(str(exc), file=filename, line=instr.line) from None
     if unmatched is not None:
         unmatched |= expander.unmatched

@@ -45,7 +45,7 @@ __all__ = [
     "Command",
     "Instruction",
     "Mount",
-    "MountError",
+    "MountSyntaxError",
     "PortError",
     "normalize_ports",
     "parse_mount",
@@ -228,8 +228,8 @@ class ADD(Instruction):
     heredocs: tuple[Heredoc, ...] = ()
 
 
-class MountError(ValueError):
-    """A --mount value is malformed."""
+class MountSyntaxError(ValueError):
+    """A --mount value is malformed (a mount that cannot be set up is `execution.run_mounts.MountError`)."""
 
 
 _MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
@@ -256,7 +256,7 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
     try:
         fields = next(csv.reader([spec], strict=True), [])
     except csv.Error as exc:
-        raise MountError(f"failed to parse csv mounts: {exc}") from None
+        raise MountSyntaxError(f"failed to parse csv mounts: {exc}") from None
     draft = _MountDraft()
     for item in fields:
         key, sep, value = item.partition("=")
@@ -265,7 +265,7 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
             _mount_flag(draft, key, item)
             continue
         if key == "from" and expand is None and re.search(r"\$.", value):
-            raise MountError("'from' doesn't support variable expansion, define alias stage instead")
+            raise MountSyntaxError("'from' doesn't support variable expansion, define alias stage instead")
         if expand is not None:
             value = expand(value)
         elif "$" in value:
@@ -282,23 +282,23 @@ def _mount_flag(draft: _MountDraft, key: str, item: str) -> None:
     elif key == "required" and mount_type in ("secret", "ssh"):
         draft.values["required"] = True
     elif key == "required":
-        raise MountError(f"unexpected key '{key}' for mount type '{mount_type}'")
+        raise MountSyntaxError(f"unexpected key '{key}' for mount type '{mount_type}'")
     else:
-        raise MountError(f"invalid field '{item}' must be a key=value pair")
+        raise MountSyntaxError(f"invalid field '{item}' must be a key=value pair")
 
 
 def _go_bool(key: str, value: str) -> bool:
     if value not in _GO_BOOLS:
-        raise MountError(f"invalid value for {key}: {value}")
+        raise MountSyntaxError(f"invalid value for {key}: {value}")
     return _GO_BOOLS[value]
 
 
 def _go_uint(value: str, base: int, what: str) -> int:
     if not value or any(c not in "0123456789"[:base] for c in value):
-        raise MountError(f"invalid value {value} for {what}")
+        raise MountSyntaxError(f"invalid value {value} for {what}")
     number = int(value, base)
     if number >= 1 << 32:
-        raise MountError(f"invalid value {value} for {what}")
+        raise MountSyntaxError(f"invalid value {value} for {what}")
     return number
 
 
@@ -306,10 +306,10 @@ def ram_in_bytes(value: str) -> int:
     """Docker's units.RAMInBytes: "64m", "1.5g", "512" (binary multiples)."""
     match = _RAM.match(value)
     if not match:
-        raise MountError(f"invalid value for size: {value}")
+        raise MountSyntaxError(f"invalid value for size: {value}")
     number = float(match.group(1)) if match.group(1).count(".") <= 1 else None
     if number is None:
-        raise MountError(f"invalid value for size: {value}")
+        raise MountSyntaxError(f"invalid value for size: {value}")
     unit = (match.group(2) or "").lower()
     return int(number * 1024 ** "_kmgtp".index(unit)) if unit else int(number)
 
@@ -319,7 +319,7 @@ def _mount_value(draft: _MountDraft, key: str, value: str, item: str) -> None:
     mount_type = values["type"]
     if key == "type":
         if value.lower() not in _MOUNT_TYPES:
-            raise MountError(f"unsupported mount type {value!r}")
+            raise MountSyntaxError(f"unsupported mount type {value!r}")
         values["type"] = value.lower()
     elif key in ("from", "source", "target", "id"):
         values["from_" if key == "from" else key] = value
@@ -334,17 +334,17 @@ def _mount_value(draft: _MountDraft, key: str, value: str, item: str) -> None:
     elif key == "env" and mount_type == "secret":
         values["env"] = value
     elif key in ("required", "size", "env"):
-        raise MountError(f"unexpected key '{key}' for mount type '{mount_type}'")
+        raise MountSyntaxError(f"unexpected key '{key}' for mount type '{mount_type}'")
     elif key == "sharing":
         if value.lower() not in _SHARING:
-            raise MountError(f"unsupported sharing value {value!r}")
+            raise MountSyntaxError(f"unsupported sharing value {value!r}")
         values["sharing"] = value.lower()
     elif key == "mode":
         values["mode"] = _go_uint(value, 8, "mode")
     elif key in ("uid", "gid"):
         values[key] = _go_uint(value, 10, key)
     else:
-        raise MountError(f"unexpected key '{key}' in '{item}'")
+        raise MountSyntaxError(f"unexpected key '{key}' in '{item}'")
 
 
 def _finish_mount(draft: _MountDraft) -> Mount:
@@ -354,20 +354,20 @@ def _finish_mount(draft: _MountDraft) -> Mount:
     if mount_type not in ("secret", "ssh", "cache"):
         for key in ("mode", "uid", "gid"):
             if values.get(key) is not None:
-                raise MountError(f"{key} not allowed for {mount_type!r} type mounts")
+                raise MountSyntaxError(f"{key} not allowed for {mount_type!r} type mounts")
     if draft.ro_auto:
         values["readonly"] = mount_type not in ("cache", "tmpfs")
     if mount_type == "secret":
         if values.get("from_"):
-            raise MountError("secret mount should not have a from")
+            raise MountSyntaxError("secret mount should not have a from")
         if values.get("sharing"):
-            raise MountError("secret mount should not define sharing")
+            raise MountSyntaxError("secret mount should not define sharing")
         if not any(values.get(k) for k in ("source", "target", "id", "env")):
-            raise MountError("invalid secret mount. one of source, target required")
+            raise MountSyntaxError("invalid secret mount. one of source, target required")
         if values.get("source") and values.get("id"):
-            raise MountError("both source and id can't be set")
+            raise MountSyntaxError("both source and id can't be set")
     if values.get("sharing") and mount_type != "cache":
-        raise MountError(f"invalid cache sharing set for {mount_type} mount")
+        raise MountSyntaxError(f"invalid cache sharing set for {mount_type} mount")
     return Mount(**values)  # type: ignore[arg-type]
 
 

@@ -24,12 +24,9 @@ from oci.models import ContainerConfig, Descriptor, ImageConfig, Platform
 from registry.client import RegistryClient
 from registry.reference import Reference, parse_reference
 
-__all__ = ["DEFAULT_PATH", "RemoteLayer", "materialize", "pull_base", "scratch_state"]
+__all__ = ["RemoteLayer", "materialize", "pull_base", "scratch_state"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 
 @dataclass(frozen=True)
 class RemoteLayer(DescribedLayer):
@@ -47,10 +44,11 @@ class RemoteLayer(DescribedLayer):
         return self.store.open(self.digest)
 
 
-def scratch_state(platform: Platform) -> ImageState:
-    """BuildKit's empty image: the platform, and PATH set to docker's default."""
+def scratch_state(platform: Platform, *, path: str) -> ImageState:
+    """BuildKit's empty image: the platform, and PATH set to docker's default (the frontend's
+    `plan.DEFAULT_PATH`, which the engine passes: this package knows no Dockerfile rules)."""
     config = ImageConfig(architecture=platform.architecture, os=platform.os, variant=platform.variant,
-                         config=ContainerConfig(env=(f"PATH={DEFAULT_PATH}",)))
+                         config=ContainerConfig(env=(f"PATH={path}",)))
     return ImageState(config=config)
 
 

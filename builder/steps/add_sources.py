@@ -15,16 +15,17 @@ import os
 import posixpath
 import stat
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, cast
 
 import httpx
 
-from builder.steps.copy import make_parents, safe_join
+from builder.steps.copy import make_parents
 from layers.compress import open_decompressed, sniff_compression
 from layers.extract import extract_layer
+from layers.securepath import RootDir
 from oci.digest import CHUNK, Digest, Hasher
 from oci.errors import WharfieError
 
@@ -100,12 +101,24 @@ def unpack_archive(path: Path, kind: str, dest: Path, *, owner: tuple[int, int] 
     with _open_archive(path, kind) as stream:
         extract_layer(stream, dest, compression="none", whiteouts=False,
                       same_owner=False if owner is not None else None, owners=unowned)
-    for rel in unowned or {}:
-        entry = safe_join(dest, rel)  # resolved inside dest: a link in the archive leads nowhere else
-        st = os.lstat(entry)
-        os.lchown(entry, uid, gid)
-        if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o6000:
-            os.chmod(entry, stat.S_IMODE(st.st_mode))  # chown cleared setuid/setgid
+    if unowned:
+        _chown_entries(dest, unowned, uid, gid)
+
+
+def _chown_entries(dest: Path, entries: Iterable[str], uid: int, gid: int) -> None:
+    """Give every extracted entry (named as the extractor resolved it) to uid:gid, by descriptor:
+    a link the archive planted leads no chown outside `dest`."""
+    with RootDir(dest) as root:
+        for rel in entries:
+            parts = rel.split("/")
+            try:
+                parent_fd, _ = root.parent(parts, create=False, name=rel)
+                st = os.stat(parts[-1], dir_fd=parent_fd, follow_symlinks=False)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # a later entry of the archive replaced it
+            os.chown(parts[-1], uid, gid, dir_fd=parent_fd, follow_symlinks=False)
+            if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o6000:  # chown cleared setuid/setgid
+                os.chmod(parts[-1], stat.S_IMODE(st.st_mode), dir_fd=parent_fd)
 
 
 def redact_url(url: str) -> str:

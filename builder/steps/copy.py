@@ -22,13 +22,15 @@ import shutil
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from builder.frontend.globmatch import BadPatternError, match_path
+from builder.frontend.globmatch import BadPatternError, has_wildcards, match_path
 from builder.frontend.heredoc import Heredoc, scratch_file_name
-from oci.errors import DockerfileError, WharfieError
+from layers.remove import remove_entry
+from layers.securepath import resolve_in_root
+from oci.errors import DockerfileError, UnsafePathError, WharfieError
 
-__all__ = ["CopyOptions", "copy_into", "copy_tree", "copy_with_parents", "follow_source", "has_wildcard", "make_parents",
+__all__ = ["CopyOptions", "copy_into", "copy_tree", "copy_with_parents", "follow_source", "make_parents",
            "on_the_way", "parse_chmod", "reachable", "safe_join", "select_sources", "source_prefixes",
            "write_heredocs"]
 
@@ -49,39 +51,10 @@ class CopyOptions:
     link: bool = False
 
 
-def has_wildcard(path: str) -> bool:
-    return any(ch in path for ch in "*?[")
-
-
 def safe_join(root: Path, path: str, *, follow_last: bool = False) -> Path:
-    """`root/path`, resolving `..` and symlinks as if `root` were `/`, like a chroot would.
-
-    The result never leaves `root`. The last component is followed only when it
-    is a symlink and `follow_last` is set (a destination that links to a directory).
-    """
-    pending = list(PurePosixPath("/" + path).parts[1:])
-    resolved: list[str] = []
-    links = 0
-    while pending:
-        part = pending.pop(0)
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = root.joinpath(*resolved, part)
-        if candidate.is_symlink() and (pending or follow_last):
-            links += 1
-            if links > 40:
-                raise WharfieError(f"too many levels of symbolic links in {path}")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            pending = target.split("/") + pending
-            continue
-        resolved.append(part)
-    return root.joinpath(*resolved)
+    """`layers.securepath.resolve_in_root` under its old name, kept only for builder/execution's
+    sandbox.py and run_mounts.py until they import it from there: one rule, one implementation."""
+    return resolve_in_root(root, path, follow_last=follow_last)
 
 
 def _check_inside(source: str, what: str) -> str:
@@ -92,10 +65,19 @@ def _check_inside(source: str, what: str) -> str:
 
 
 def _contained(root: Path, rel: str) -> Path:
-    """`root/rel`, unless a symlink on its way leads out of `root`: then where it leads with `root` as `/`."""
+    """`root/rel` as named, unless a symlink on its way leads elsewhere than its resolution inside `root`:
+    then that resolution (keeping the name lets --parents and .dockerignore see the path as written)."""
     literal = root / rel
-    inside = safe_join(root, rel)
-    return literal if os.path.realpath(literal.parent) == os.path.realpath(inside.parent) else inside
+    inside = resolve_in_root(root, rel)
+    return literal if inside == literal or _same_directory(literal.parent, inside.parent) else inside
+
+
+def _same_directory(a: Path, b: Path) -> bool:
+    try:
+        first, second = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
 def select_sources(src_root: Path, patterns: Iterable[str], *, what: str,
@@ -110,7 +92,7 @@ def select_sources(src_root: Path, patterns: Iterable[str], *, what: str,
     found: list[Path] = []
     for pattern in patterns:
         rel = _check_inside(pattern, what)
-        if not has_wildcard(rel):
+        if not has_wildcards(rel):  # BuildKit's test: an escaped wildcard names a file literally
             path = _contained(src_root, rel) if rel else src_root
             if not os.path.lexists(path) or (rel and excluded and excluded(rel)):
                 raise WharfieError(f"{what}: {pattern}: no such file or directory in the build context")
@@ -130,10 +112,12 @@ def _glob(root: Path, pattern: str, matcher: Callable[[str, str], bool],
           excluded: Callable[[str], bool] | None) -> list[Path]:
     parts = pattern.split("/")
     current = [root]
+    matching = False  # BuildKit (fsutil's splitWildcards): literal up to the first wildcard, matched after it
     for part in parts:
+        matching = matching or has_wildcards(part)
         nxt = []
         for base in current:
-            if not has_wildcard(part):
+            if not has_wildcards(part) and not (matching and "\\" in part):  # the matcher undoes escapes
                 candidate = _contained(root, str((base / part).relative_to(root)))
                 if os.path.lexists(candidate):
                     nxt.append(candidate)
@@ -179,7 +163,7 @@ class _Copier:
         directory's own mode and owner, and --chmod, apply only below it.
         """
         if dest.is_symlink() or (os.path.lexists(dest) and not dest.is_dir()):
-            _remove(dest)
+            remove_entry(dest)
         if not os.path.lexists(dest):
             uid, gid = self.parent_owner()
             dest.mkdir()
@@ -200,7 +184,7 @@ class _Copier:
 
     def directory(self, src: Path, dest: Path, st: os.stat_result) -> None:
         if dest.is_symlink() or (os.path.lexists(dest) and not dest.is_dir()):
-            _remove(dest)
+            remove_entry(dest)
         if not os.path.lexists(dest):
             dest.mkdir()
         # An existing directory below the destination takes the source's metadata (BuildKit's
@@ -211,11 +195,7 @@ class _Copier:
         os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
     def entry(self, src: Path, dest: Path, st: os.stat_result) -> None:
-        if os.path.lexists(dest):
-            if dest.is_dir() and not dest.is_symlink():
-                shutil.rmtree(dest)
-            else:
-                dest.unlink()
+        remove_entry(dest, missing_ok=True)
         key = (st.st_dev, st.st_ino)
         if st.st_nlink > 1 and key in self.links:
             os.link(self.links[key], dest)
@@ -256,13 +236,6 @@ def copy_tree(src_root: Path, source: Path, dest: Path, *, excluded: Callable[[s
     _Copier(src_root, dest.parent, CopyOptions(keep_owner=True, excluded=excluded, link=link)).place(source, dest)
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
-
-
 def make_parents(rootfs: Path, dest: Path, *, uid: int = 0, gid: int = 0) -> None:
     """Create the missing parents of `dest` 0755, owned by uid:gid.
 
@@ -284,7 +257,7 @@ def follow_source(src_root: Path, src: Path, what: str) -> Path:
     """A source that is itself a symlink is followed, inside `src_root` (BuildKit's FollowSymlinks)."""
     if not src.is_symlink():
         return src
-    resolved = safe_join(src_root, str(src.relative_to(src_root)), follow_last=True)
+    resolved = resolve_in_root(src_root, str(src.relative_to(src_root)), follow_last=True)
     if not os.path.lexists(resolved):
         raise WharfieError(f"{what}: source {src.relative_to(src_root)} is a symlink to nothing")
     return resolved
@@ -295,7 +268,7 @@ def copy_into(rootfs: Path, src_root: Path, sources: list[Path], dest: str, *, w
     """Copy `sources` (already selected under `src_root`) to `dest` in the rootfs."""
     dest_abs = dest if dest.startswith("/") else f"{workdir.rstrip('/')}/{dest}"
     to_dir = dest.endswith(("/", "/.")) or dest in (".", "") or len(sources) > 1
-    target = safe_join(rootfs, dest_abs, follow_last=True)
+    target = resolve_in_root(rootfs, dest_abs, follow_last=True)
     if len(sources) > 1 and os.path.lexists(target) and not target.is_dir():
         raise WharfieError(f"{what}: when using COPY with more than one source file, "
                            "the destination must be a directory and end with a /")
@@ -347,12 +320,11 @@ def on_the_way(path: str, prefixes: list[str]) -> bool:
 
 def reachable(root: Path, prefix: str) -> bool:
     """The prefix exists in the partial tree with no symlink on its way (which could lead outside it)."""
-    current = root
-    for part in [p for p in prefix.split("/") if p]:
-        current = current / part
-        if current.is_symlink() or not os.path.lexists(current):
-            return False
-    return True
+    literal = root.joinpath(*[p for p in prefix.split("/") if p])
+    try:
+        return resolve_in_root(root, prefix, follow_last=True) == literal and os.path.lexists(literal)
+    except UnsafePathError:
+        return False
 
 
 def write_heredocs(heredocs: tuple[Heredoc, ...], directory: Path) -> list[str]:

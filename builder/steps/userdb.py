@@ -8,13 +8,17 @@ builder behind `docker build` (supplementary groups, COPY --chown defaults).
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.steps.copy import safe_join
-from oci.errors import WharfieError
+from layers.securepath import open_in_root
+from oci.errors import UnsafePathError, WharfieError
 
 __all__ = ["ExecUser", "resolve_chown", "resolve_exec_user"]
+
+_MAX_TABLE = 16 << 20  # an /etc/passwd larger than this is no user database worth reading whole
 
 
 @dataclass(frozen=True)
@@ -26,11 +30,18 @@ class ExecUser:
 
 
 def _read_table(root: Path, name: str) -> list[list[str]]:
-    path = safe_join(root, f"etc/{name}")  # an /etc that is a symlink is resolved inside the image
-    if path.is_symlink() or not path.is_file():
+    """The rows of the image's /etc/NAME, opened by descriptor: a symlink on the way, /etc itself or the
+    file, is followed inside the image as runc does, never to the host's files. None there: no rows."""
+    try:
+        fd = open_in_root(root, f"etc/{name}", os.O_RDONLY | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError, UnsafePathError):
         return []
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        text = handle.read(_MAX_TABLE).decode(errors="replace")
     rows = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         if line and not line.startswith("#"):
             rows.append(line.split(":"))
     return rows

@@ -525,7 +525,7 @@ def test_parse_mount(spec: str, mount: ins.Mount) -> None:
     ],
 )
 def test_parse_mount_errors(spec: str, message: str) -> None:
-    with pytest.raises(ins.MountError, match=message.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(ins.MountSyntaxError, match=message.replace("(", r"\(").replace(".", r"\.")):
         ins.parse_mount(spec, lambda v: v)
 
 

@@ -8,6 +8,8 @@ The rules here are the ones each subpackage's docstring states.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,6 +99,12 @@ def test_every_subpackage_says_what_it_owns_and_may_import() -> None:
         assert doc and "May import" in doc, f"builder/{name}/__init__.py lacks its docstring"
 
 
+# The bare package `builder` is a facade: it hands out the Python API (builder.engine.api) on first
+# attribute access, never while being imported (test_the_facade_imports_nothing_at_import_time), so its
+# edges cannot close an import-time cycle. A module importing `builder` gets the facade without the API.
+FACADE = "builder"
+
+
 def test_no_import_cycles() -> None:
     done: set[str] = set()
 
@@ -106,7 +114,7 @@ def test_no_import_cycles() -> None:
             pytest.fail("import cycle: " + " -> ".join(cycle))
         if module in done:
             return
-        for target in sorted(GRAPH.get(module, ())):
+        for target in sorted(GRAPH.get(module, ()) if module != FACADE else ()):
             if target in GRAPH:
                 visit(target, [*path, module])
         done.add(module)
@@ -140,7 +148,7 @@ def test_frontend_touches_no_files_registry_or_layers() -> None:
 def test_the_graph_sees_type_checking_and_function_imports() -> None:
     # the check above would prove nothing if the parser missed these forms
     assert "builder.frontend.heredoc" in GRAPH["builder.frontend.instructions"]  # under TYPE_CHECKING
-    assert "builder.cli.registry_commands" in GRAPH["builder.cli.app"]  # inside a function
+    assert "builder.engine.api" in GRAPH["builder.cli.build_command"]  # inside a function
     assert "builder.frontend.instructions" in GRAPH["builder.frontend.expansion"]  # `from pkg import module`
 
 
@@ -151,3 +159,30 @@ def test_cycle_detection_fails_on_a_cycle() -> None:
             test_no_import_cycles()
     finally:
         GRAPH["builder.frontend.shell"].discard("builder.frontend.plan")
+
+
+def test_only_the_cli_prints() -> None:
+    # sandbox_enter.py is a program of its own: the namespace's first process, whose stderr is the step's.
+    for path in sorted(BUILDER.rglob("*.py")):
+        module = _module_name(path)
+        if _subpackage(module) == "cli" or module in ("builder.__main__", "builder.execution.sandbox_enter"):
+            continue
+        calls = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)
+                 and getattr(n.func, "id", "") == "print"]
+        assert not calls, f"{module} prints: output goes to logging or a reporter the caller passes in"
+
+
+def test_the_facade_imports_nothing_at_import_time() -> None:
+    tree = ast.parse((BUILDER / "__init__.py").read_text())
+    eager = [node for node in tree.body
+             if (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in OURS)
+             or (isinstance(node, ast.Import) and any(alias.name.split(".")[0] in OURS for alias in node.names))]
+    assert not eager, "builder/__init__.py imports wharfie modules eagerly"
+    probe = ("import sys, builder; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('builder', 'layers', 'registry', 'oci')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "['builder']", f"`import builder` loads {loaded}"
+    from builder.engine import api
+
+    assert builder.build is api.build and builder.BuildResult is api.BuildResult

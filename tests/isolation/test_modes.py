@@ -26,6 +26,7 @@ from builder.execution.isolation import Isolation
 from builder.execution.run_mounts import SecretSource
 from fixtures.readback import read_back, run_wharfie, tree_of
 from fixtures.registry import Registry
+from registry.options import RegistryOptions
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the suite sets up users and throwaway roots as root")
 
@@ -114,7 +115,7 @@ def _sandbox_walk(registry: Registry, base: str, tmp: Path, secret: str) -> str:
                            output=OutputOptions(destinations=(dest,)), cache_dir=tmp / "walk" / "cache",
                            isolation=Isolation("sandbox", snapshotter="walk"), quiet=True,
                            secrets=(SecretSource("token", path=secret_file),))
-    build_image(options, client=registry_client(insecure=(registry.host,), quiet=True))
+    build_image(options, client=registry_client(RegistryOptions(insecure_registries=frozenset({registry.host})), quiet=True))
     return dest
 
 

@@ -14,7 +14,7 @@ def test_public_names() -> None:
     assert sorted(layers.__all__) == sorted([
         "Change", "Snapshot", "diff", "write_layer", "write_tree_layer", "extract_layer", "open_decompressed",
         "changes_from_upper", "mount_overlay", "unmount", "overlay_supported", "StepSnapshot", "snapshot_step",
-        "mount_points",
+        "mount_points", "merge_upper",
     ])
     for name in layers.__all__:
         assert getattr(layers, name) is not None

@@ -81,3 +81,13 @@ def test_base_plus_layer_is_the_tree_the_step_left(tmp_path: Path, snapshotter: 
         extract_layer(blob, replay)
     assert tree_of(replay) == after
     assert not os.listdir(scratch), "the overlay's dirs are cleaned up"
+    assert not _overlay_xattrs(root), "overlay bookkeeping (origin, opaque, ...) stays out of the rootfs"
+
+
+def _overlay_xattrs(root: Path) -> list[tuple[str, str]]:
+    found = []
+    for directory, dirs, files in os.walk(root):
+        for name in [".", *dirs, *files]:
+            path = os.path.join(directory, name)
+            found += [(path, x) for x in os.listxattr(path, follow_symlinks=False) if ".overlay." in x]
+    return found
