@@ -73,7 +73,7 @@ def offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflineBuild]:
     handler = logging.NullHandler()
     root.addHandler(handler)  # basicConfig() then leaves the handlers alone: no handler on a closed stream
     with build.offline(), \
-            mock.patch.object(wharfie_cli, "resolve_isolation", lambda mode, **_: Isolation("sandbox")), \
+            mock.patch("builder.engine.api.resolve_isolation", lambda mode, **_: Isolation("sandbox")), \
             mock.patch("httpx.Client.send", no_sending), \
             mock.patch("registry.retry.RetryPolicy.delay", lambda *args, **kwargs: 0.0), \
             mock.patch.dict(os.environ, {"DOCKER_CONFIG": str(build.root / "docker-config"),
