@@ -122,14 +122,15 @@ class LayerCache:
             return None
         ref = self.repo.with_tag(key)
         try:
-            raw, _media_type, _digest = self.client.get_manifest(ref, accept=mt.OCI_MANIFEST)
+            found = self.client.find_manifest(ref, accept=mt.OCI_MANIFEST)
         except RegistryError as exc:
-            if exc.status == 404:
-                log.debug("cache miss %s", key[:12])
-                return None
             log.warning("warning: layer cache %s unreadable, building without it: %s", self.repo.name, exc)
             self._readable = False
             return None
+        if found is None:
+            log.debug("cache miss %s", key[:12])
+            return None
+        raw, _media_type, _digest = found
         try:
             manifest = Manifest.from_bytes(raw)
             annotations = manifest.annotations or {}

@@ -27,7 +27,7 @@ import click
 from builder.cli.flags import logging_flags, registry_flags
 from oci.blobstore import BlobStore
 from oci.models import Platform, host_platform
-from registry.cleanup import CleanupPlan, CleanupPolicy, TagInfo, parse_age, run_cleanup
+from registry.cleanup import CleanupPlan, CleanupPolicy, TagInfo, parse_age
 from registry.client import RegistryClient
 from registry.dockerconfig import Credentials, DockerConfig
 from registry.gitlab_api import GitLabAPI, gitlab_token
@@ -38,7 +38,6 @@ from registry.progress import choose_progress
 from registry.pull import pull_image, write_docker_tarball, write_oci_layout
 from registry.reference import DEFAULT_REGISTRY, Reference, normalize_host, parse_host, parse_reference
 from registry.session import is_loopback
-from registry.tags import delete_tag, list_tags
 
 __all__ = ["REGISTRY_COMMANDS", "cleanup", "inspect", "login", "logout", "pull", "registry_command", "repositories",
            "tags"]
@@ -235,7 +234,7 @@ def tags_ls(repository: str, page_size: int | None, output: str, **kw: Any) -> N
         return
     _say(kw, f"Using the registry API of {ref.registry}: names only ({choice.why_not})")
     with _client(kw, host=ref.registry) as client:
-        names = list_tags(client.session, ref, page_size=page_size)
+        names = client.list_tags(ref, page_size=page_size)
     if output == "json":
         click.echo(json.dumps([{"name": name} for name in names], indent=2))
     else:
@@ -295,7 +294,7 @@ def tags_rm(references: tuple[str, ...], **kw: Any) -> None:
     refs = [parse_reference(text) for text in references]
     with _client(kw, host=refs[0].registry) as client:
         for ref in refs:
-            digest = delete_tag(client.session, ref)
+            digest = client.delete_tag(ref)
             click.echo(f"Deleted {ref} ({digest})")
 
 
@@ -360,7 +359,7 @@ def cleanup(repository: str, name_regex_delete: str, name_regex_keep: str | None
         return
     _say(kw, f"Using the registry API of {repo.registry}: ages from image configs ({choice.why_not})")
     with _client(kw, host=repo.registry) as client:
-        plan = run_cleanup(client.session, repo, policy, dry_run=dry_run, source_date_epoch=_source_date_epoch())
+        plan = client.cleanup(repo, policy, dry_run=dry_run, source_date_epoch=_source_date_epoch())
     _print_plan(repo.name, plan, "Would delete" if dry_run else "Deleted")
 
 
@@ -400,7 +399,7 @@ def cache_prune(cache_repository: str, older_than: str, dry_run: bool, **kw: Any
     policy = CleanupPolicy(".*", None, None, parse_age(older_than))
     _say(kw, f"Using the registry API of {repo.registry}: ages from each entry's store time")
     with _client(kw, host=repo.registry) as client:
-        plan = run_cleanup(client.session, repo, policy, dry_run=dry_run, cache_entries=True)
+        plan = client.cleanup(repo, policy, dry_run=dry_run, cache_entries=True)
     verb = "Would delete" if dry_run else "Deleted"
     for tag in plan.delete:
         click.echo(f"{verb} cache entry {repo.name}:{tag.name} (stored {tag.created.isoformat() if tag.created else '?'})")
