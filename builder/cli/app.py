@@ -18,6 +18,7 @@ import click
 from builder.attest.publish import AttestOptions
 from builder.cache.layer_cache import CacheOptions
 from builder.cli.cancel import Cancelled, handle_cancel_signals, private_tmpdir
+from builder.context.files import context_file
 from builder.engine.options import BuildOptions, OutputOptions, default_cache_dir
 from builder.execution.isolation import resolve_isolation
 from builder.execution.rootless import enter_user_namespace_if_needed
@@ -73,8 +74,9 @@ def _context_dir(context: str | None, flag_context: str | None) -> Path:
 def _dockerfile_path(dockerfile: str | None, context: Path) -> Path:
     name = dockerfile or "Dockerfile"
     for candidate in (Path(name), context / name):
-        if candidate.is_file():
-            return candidate.resolve()
+        found = context_file(context, candidate, what="Dockerfile")  # never a link out of the context
+        if found is not None:
+            return found
     raise click.BadParameter(f"Dockerfile {name} not found (looked in the current directory and in {context})",
                              param_hint="--dockerfile")
 
