@@ -37,6 +37,7 @@ from builder.image.base import DEFAULT_PATH, materialize, scratch_state
 from builder.image.platforms import stage_platform, with_platform
 from builder.image.state import ImageState, add_history, append_layer, timestamp
 from builder.steps.add_sources import archive_kind, download, is_url, redact_url, unpack_archive
+from builder.steps.fetch_guard import FetchGuard
 from builder.steps.config_steps import CONFIG_INSTRUCTIONS, StageFlags, apply_config_step, command_argv
 from builder.steps.copy import (
     CopyOptions,
@@ -394,7 +395,9 @@ class StageBuilder:
         local = [n for n in names if not is_url(n)]
         downloads = Path(tempfile.mkdtemp(dir=self.session.work_dir, prefix="add-"))
         try:
-            fetched = [download(n, downloads, checksum=instr.checksum, what="ADD") for n in names if is_url(n)]
+            guard = FetchGuard(allow_host=self.session.options.network == "host")  # never the host's own services
+            fetched = [download(n, downloads, checksum=instr.checksum, what="ADD", guard=guard)
+                       for n in names if is_url(n)]
             if fetched:
                 opts = options if options.chmod is not None else replace(options, chmod=0o600)
                 copy_into(rootfs, downloads, fetched, instr.dest, workdir=workdir, options=opts, what="ADD")

@@ -23,6 +23,7 @@ from typing import BinaryIO, cast
 import httpx
 
 from builder.steps.copy import make_parents, safe_join
+from builder.steps.fetch_guard import FetchGuard, RefusedDestination
 from layers.compress import open_decompressed, sniff_compression
 from layers.extract import extract_layer
 from oci.digest import CHUNK, Digest, Hasher
@@ -118,14 +119,18 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-def download(url: str, directory: Path, *, checksum: str | None, what: str) -> Path:
-    """Fetch `url` into `directory`; returns the file, named after the URL's last path segment."""
+def download(url: str, directory: Path, *, checksum: str | None, what: str, guard: FetchGuard | None = None) -> Path:
+    """Fetch `url` into `directory`; returns the file, named after the URL's last path segment.
+
+    `guard` decides which hosts may be reached (builder/steps/fetch_guard.py): by default none of the host's own.
+    """
     name = posixpath.basename(urllib.parse.urlparse(url).path) or "download"
     shown = redact_url(url)
     target = directory / name
     hasher = Hasher()
+    guard = guard or FetchGuard()
     try:
-        with httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
+        with guard.client(url, timeout=60) as client, client.stream("GET", url) as response:
             if response.status_code != 200:
                 raise WharfieError(f"{what}: downloading {shown} failed: HTTP {response.status_code}")
             with open(target, "wb") as out:
@@ -135,6 +140,8 @@ def download(url: str, directory: Path, *, checksum: str | None, what: str) -> P
             modified = response.headers.get("Last-Modified")
     except httpx.HTTPError as exc:
         raise WharfieError(f"{what}: downloading {shown} failed: {redact_url(str(exc))}") from None
+    except RefusedDestination as exc:
+        raise WharfieError(f"{what} {shown}: {exc}") from None
     if checksum is not None and hasher.digest() != Digest.parse(checksum):
         raise WharfieError(f"{what}: checksum of {shown} is {hasher.digest()}, expected {checksum}")
     os.chmod(target, 0o600)
