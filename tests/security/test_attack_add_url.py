@@ -23,11 +23,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from attack import REPO_ROOT, Attacker
+from attack import Attacker
 
 from builder.steps.add_sources import download
 from builder.steps.fetch_guard import FetchGuard
-from fixtures.readback import read_back, run_wharfie, tree_of
+from fixtures.readback import read_back, tree_of
 from oci.errors import WharfieError
 
 SECRET = "kept-by-a-host-service\n"
@@ -104,13 +104,7 @@ def _host_address() -> str:
 
 def _build(attacker: Attacker, url: str, *extra: str, dest: str | None = None) -> subprocess.CompletedProcess[str]:
     context = attacker.context(f"FROM scratch\nADD {url} /stolen\n")
-    if dest is None:
-        result = attacker.build(context, *extra)
-    else:  # pushed, to be read back
-        args = ["build", str(context), "--destination", dest, "--insecure-registry", attacker.registry_host,
-                "--cache-dir", str(attacker.home / "cache"), *extra]
-        result = run_wharfie(*args) if attacker.mode == "root" else \
-            attacker.user.run(args, env={"PYTHONPATH": str(REPO_ROOT)})  # type: ignore[attr-defined]
+    result = attacker.build(context, *extra, push_to=dest)
     assert "Traceback" not in result.stderr, result.stderr
     return result
 

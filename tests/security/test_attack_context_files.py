@@ -19,22 +19,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from attack import REPO_ROOT, Attacker, Link
+from attack import Attacker, Link
 
-from fixtures.readback import read_back, run_wharfie, tree_of
+from fixtures.readback import read_back, tree_of
 
 TOKEN = "glcbt-not-for-logs-4242"  # a CI job token in wharfie's environment
 SECRET_LINE = "root:$6$host-shadow-hash:19000:0:99999:7:::"
 
 
-def _build(attacker: Attacker, context: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def _build(attacker: Attacker, context: Path, *extra: str, push_to: str | None = None) -> subprocess.CompletedProcess[str]:
     """A build with the token in wharfie's environment (as a GitLab job has CI_JOB_TOKEN)."""
-    push = [] if "--destination" in extra else ["--no-push"]
-    args = ["build", str(context), *push, "--insecure-registry", attacker.registry_host, "--cache-dir",
-            str(attacker.home / "cache"), *extra]
-    if attacker.mode == "root":
-        return run_wharfie(*args, env={"CI_JOB_TOKEN": TOKEN})
-    return attacker.user.run(args, env={"PYTHONPATH": str(REPO_ROOT), "CI_JOB_TOKEN": TOKEN})  # type: ignore[attr-defined]
+    return attacker.build(context, *extra, push_to=push_to, env={"CI_JOB_TOKEN": TOKEN})
 
 
 def _host_secret(attacker: Attacker) -> Path:
@@ -93,7 +88,7 @@ def test_links_inside_the_context_still_work(attacker: Attacker, tmp_path: Path)
         "kept": "copied\n",
     })
     dest = f"{attacker.registry_host}/attack/context-links-{attacker.mode}:1"
-    result = _build(attacker, context, "--destination", dest)
+    result = _build(attacker, context, push_to=dest)
     assert result.returncode == 0, result.stderr
     tree = tree_of(read_back(dest, tmp_path / "readback", ["--src-tls-verify=false"]).rootfs)
     assert tree["kept"][4] == "copied\n" and "left-out" not in tree, tree
