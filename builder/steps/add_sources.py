@@ -124,7 +124,8 @@ def download(url: str, directory: Path, *, checksum: str | None, what: str, guar
 
     `guard` decides which hosts may be reached (builder/steps/fetch_guard.py): by default none of the host's own.
     """
-    name = posixpath.basename(urllib.parse.urlparse(url).path) or "download"
+    name = posixpath.basename(posixpath.normpath(urllib.parse.urlparse(url).path or "/"))
+    name = name if name not in ("", ".", "..", "/") else "download"  # `/a/..` names no file in `directory`
     shown = redact_url(url)
     target = directory / name
     hasher = Hasher()
