@@ -166,11 +166,12 @@ def test_a_name_is_checked_by_every_address_it_resolves_to(service: _Recorder, t
 
 
 
-@pytest.mark.parametrize("path", ["/a/..", "/..", "/a/.", "/"])
+@pytest.mark.parametrize(("path", "name"), [("/a/..", "download"), ("/..", "download"), ("/", "download"),
+                                           ("/a/.", "a")])
 def test_a_url_naming_no_file_is_saved_inside_the_download_directory(service: _Recorder, tmp_path: Path,
-                                                                    path: str) -> None:
+                                                                    path: str, name: str) -> None:
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     saved = download(f"http://127.0.0.1:{service.port}{path}", downloads, checksum=None, what="ADD",
                      guard=FetchGuard(allow_host=True))
-    assert saved.parent == downloads and saved.name == "download" and saved.read_text() == SECRET
+    assert saved.parent == downloads and saved.name == name and saved.read_text() == SECRET
