@@ -149,3 +149,27 @@ COPY f ./via-workdir
     chown = "FROM scratch\nADD etc.tar /\nCOPY --chown=hostonly f /owned\n"
     refused = attacker.build(attacker.context(chown, {"f": "x\n", "etc.tar": etc_link}))
     assert refused.returncode != 0 and "unable to find user hostonly" in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize("shape", ["absolute", "climbing", "through-link"])
+def test_an_add_archive_hard_link_never_reaches_a_host_file(attacker: Attacker, shape: str) -> None:
+    host_file = attacker.directory("hostfile", {"file": "untouched\n"}) / "file"
+    name = {"absolute": str(host_file), "climbing": "../" * 16 + str(host_file).lstrip("/"),
+            "through-link": f"lnk/{host_file.name}"}[shape]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        if shape == "through-link":
+            link = tarfile.TarInfo("lnk")
+            link.type, link.linkname = tarfile.SYMTYPE, str(host_file.parent)
+            tar.addfile(link)
+        hard = tarfile.TarInfo("hl")
+        hard.type, hard.linkname = tarfile.LNKTYPE, name
+        tar.addfile(hard)
+        write = tarfile.TarInfo("hl")  # then a write through the linked name
+        data = b"pwned\n"
+        write.size = len(data)
+        tar.addfile(write, io.BytesIO(data))
+    context = attacker.context("FROM scratch\nADD evil.tar /app/\n", {"evil.tar": buffer.getvalue()})
+    result = attacker.build(context)
+    assert host_file.read_text() == "untouched\n" and host_file.stat().st_nlink == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
