@@ -84,7 +84,8 @@ def reexec_in_user_namespace(argv: Sequence[str]) -> NoReturn:
     # -P: the working directory (often the untrusted build context) is not put on sys.path, where
     # a `builder/` package or a `click.py` in it would be imported into wharfie itself.
     command = [*unshare_command(), sys.executable, "-P", "-m", "builder", *argv]
-    log.debug("rootless: %s", " ".join(command))
+    # Not the arguments: a --build-arg value would stay in the build log.
+    log.debug("rootless: %s ... (the same arguments)", " ".join(command[:-len(argv)] if argv else command))
     env = {**os.environ, CHILD_MARK: "1"}
     if not _importable_without_cwd():
         # Started as `python -m builder` from wharfie's own tree: that tree, named explicitly.

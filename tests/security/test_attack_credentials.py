@@ -55,3 +55,11 @@ def test_a_step_finds_none_of_the_builders_credentials(attacker: Attacker, busyb
     written = (image.rootfs / "hunt.log").read_text() + json.dumps(image.config)
     for secret in (JOB_TOKEN, REGISTRY_PASSWORD, CONFIG_PASSWORD):
         assert secret not in written
+
+
+def test_a_build_arg_value_stays_out_of_the_debug_log(attacker: Attacker) -> None:
+    """A build arg the Dockerfile never uses appears nowhere, not even with -v debug (the rootless re-exec)."""
+    context = attacker.context("FROM scratch\nCOPY Dockerfile /\n")
+    result = attacker.build(context, "-v", "debug", "--build-arg", f"UNUSED_TOKEN={JOB_TOKEN}")
+    assert result.returncode == 0, result.stderr
+    assert JOB_TOKEN not in result.stderr + result.stdout
