@@ -62,13 +62,13 @@ def _is_this_hosts(address: str, parsed: _Address) -> bool:
         try:
             probe.bind((address, 0))
         except OSError as exc:
-            if exc.errno in (errno.EADDRNOTAVAIL, errno.EINVAL):
+            if exc.errno in (errno.EADDRNOTAVAIL, errno.EINVAL, errno.EAFNOSUPPORT):
                 return False
             raise
     return True
 
 
-def why_refused(address: str) -> str | None:
+def _why_refused(address: str) -> str | None:
     """Why a connection to `address` would reach the builder host itself, or None when it would not."""
     parsed = _parse(address)
     if parsed.is_loopback:
@@ -96,7 +96,7 @@ class FetchGuard:
         if self.allow_host:
             return
         for address in addresses:
-            reason = None if address in self.outside else why_refused(address)
+            reason = None if address in self.outside else _why_refused(address)
             if reason is not None:
                 shown = host if host == address else f"{host} ({address})"
                 raise RefusedDestination(f"refused to download from {shown}: {reason}; a Dockerfile may not "
@@ -104,11 +104,8 @@ class FetchGuard:
                                          "to allow it)")
 
     def resolve(self, host: str, port: int) -> list[str]:
-        """The addresses `host` resolves to, each checked."""
-        try:
-            infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror}") from None
+        """The addresses `host` resolves to, each checked (socket.gaierror when it resolves to none)."""
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         self.check(host, addresses)
         return addresses
@@ -125,7 +122,10 @@ class FetchGuard:
 
     def _check_request(self, request: httpx.Request) -> None:
         """Each hop's host, by name, before the request is sent (what a proxy would resolve)."""
-        self.resolve(request.url.host, request.url.port or (443 if request.url.scheme == "https" else 80))
+        try:
+            self.resolve(request.url.host, request.url.port or (443 if request.url.scheme == "https" else 80))
+        except socket.gaierror as exc:
+            raise httpx.ConnectError(f"cannot resolve {request.url.host}: {exc.strerror}", request=request) from None
 
 
 def _proxied(url: str) -> bool:
@@ -141,7 +141,11 @@ class _GuardedBackend(httpcore.SyncBackend):
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
         failure: httpcore.ConnectError | None = None
-        for address in self._guard.resolve(host, port):  # only what was checked is connected to
+        try:
+            addresses = self._guard.resolve(host, port)  # only what was checked is connected to
+        except socket.gaierror as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror}") from None
+        for address in addresses:
             try:
                 return super().connect_tcp(address, port, timeout=timeout, local_address=local_address,
                                            socket_options=socket_options)

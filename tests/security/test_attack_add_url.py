@@ -175,3 +175,9 @@ def test_a_url_naming_no_file_is_saved_inside_the_download_directory(service: _R
     saved = download(f"http://127.0.0.1:{service.port}{path}", downloads, checksum=None, what="ADD",
                      guard=FetchGuard(allow_host=True))
     assert saved.parent == downloads and saved.name == name and saved.read_text() == SECRET
+
+
+def test_a_name_that_resolves_to_nothing_is_a_download_error(tmp_path: Path) -> None:
+    with pytest.raises(WharfieError) as failed:
+        download("http://no-such-host.invalid/x", tmp_path, checksum=None, what="ADD", guard=FetchGuard())
+    assert "downloading http://no-such-host.invalid/x failed: cannot resolve no-such-host.invalid" in str(failed.value)
