@@ -35,8 +35,8 @@ def context_file(context: str | Path, path: str | Path, *, what: str) -> Path | 
     if not os.path.lexists(named):
         return None
     resolved = os.path.realpath(named)
-    if _inside(named, os.path.abspath(context)) or _inside(named, top):
-        if not _inside(resolved, top):
-            shown = os.path.relpath(named, os.path.abspath(context))
-            raise WharfieError(f"{what} {shown} is a symlink leading outside the build context: refused")
+    named_inside = _inside(named, os.path.abspath(context)) or _inside(named, top)
+    if named_inside and not _inside(resolved, top):
+        shown = os.path.relpath(named, os.path.abspath(context))
+        raise WharfieError(f"{what} {shown} is a symlink leading outside the build context: refused")
     return Path(resolved) if os.path.isfile(resolved) else None

@@ -37,7 +37,6 @@ from builder.image.base import DEFAULT_PATH, materialize, scratch_state
 from builder.image.platforms import stage_platform, with_platform
 from builder.image.state import ImageState, add_history, append_layer, timestamp
 from builder.steps.add_sources import archive_kind, download, is_url, redact_url, unpack_archive
-from builder.steps.fetch_guard import FetchGuard
 from builder.steps.config_steps import CONFIG_INSTRUCTIONS, StageFlags, apply_config_step, command_argv
 from builder.steps.copy import (
     CopyOptions,
@@ -53,6 +52,7 @@ from builder.steps.copy import (
     source_prefixes,
     write_heredocs,
 )
+from builder.steps.fetch_guard import FetchGuard
 from builder.steps.history import BUILDKIT_COMMENT, run_created_by
 from builder.steps.userdb import resolve_chown, resolve_exec_user
 from layers.changes import Change

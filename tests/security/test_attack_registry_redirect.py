@@ -40,7 +40,7 @@ class _Server(http.server.ThreadingHTTPServer):
 class _Loopback(http.server.BaseHTTPRequestHandler):
     server: _Server
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         self.server.requests.append(self.path)
         self.send_response(404)
         self.send_header("Content-Length", "0")
@@ -79,7 +79,7 @@ def hostile_registry(loopback_service: _Server) -> Iterator[str]:
     target = f"http://127.0.0.1:{loopback_service.server_address[1]}/admin/delete?everything=1"
 
     class Redirecting(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if self.path == "/v2/":
                 self.send_response(200)
             else:
