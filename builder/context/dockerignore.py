@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from builder.context.files import context_file
 from builder.frontend.globmatch import BadPatternError, class_at, match_path, validate_pattern
 from oci.errors import DockerfileError
 
@@ -291,7 +292,8 @@ def load_ignore(context_dir: str | Path, dockerfile_path: str | Path | None = No
         candidates.append(dockerfile.with_name(dockerfile.name + ".dockerignore"))
     candidates.append(Path(context_dir) / ".dockerignore")
     for candidate in candidates:
-        if candidate.is_file():
-            text = candidate.read_text(encoding="utf-8", errors="surrogateescape")
+        found = context_file(context_dir, candidate, what=candidate.name)  # never a link out of the context
+        if found is not None:
+            text = found.read_text(encoding="utf-8", errors="surrogateescape")
             return IgnoreMatcher(read_patterns(text), source=str(candidate))
     return IgnoreMatcher([], source="")

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from builder.attest.publish import AttestOptions
 from builder.cache.layer_cache import CacheOptions
+from builder.context.files import context_file
 from builder.engine.build import BuildResult, LayerSummary, build_image
 from builder.engine.options import BuildOptions, OutputOptions, default_cache_dir
 from builder.engine.registry_setup import registry_client
@@ -152,8 +153,9 @@ def _dockerfile_path(dockerfile: PathLike | None, context: Path) -> Path:
     """A relative Dockerfile is looked for from the current directory, then in the context."""
     name = Path(dockerfile or "Dockerfile")
     for candidate in (name, context / name):
-        if candidate.is_file():
-            return candidate.resolve()
+        found = context_file(context, candidate, what="Dockerfile")  # never a link out of the context
+        if found is not None:
+            return found
     raise WharfieError(f"Dockerfile {name} not found (looked in the current directory and in {context})")
 
 

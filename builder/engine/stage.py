@@ -50,6 +50,7 @@ from builder.steps.copy import (
     source_prefixes,
     write_heredocs,
 )
+from builder.steps.fetch_guard import FetchGuard
 from builder.steps.history import BUILDKIT_COMMENT, run_created_by
 from builder.steps.userdb import resolve_chown, resolve_exec_user
 from layers.changes import Change
@@ -168,7 +169,8 @@ class StageBuilder:
         for name in sorted(undefined):
             self.session.log.warning("warning: %s: UndefinedVar: usage of undefined variable '$%s' "
                                      "(declare it with ARG, or set it with ENV)", self._where(instr), name)
-        sources = self._sources_identity(expanded) if isinstance(expanded, (ins.COPY, ins.ADD)) else ""
+        sources = self._sources_identity(expanded) if isinstance(expanded, (ins.COPY, ins.ADD)) else \
+            self._binds_identity(expanded) if isinstance(expanded, ins.RUN) else ""
         self.previous_key = self.key
         self.key = step_key(self.key, expanded, args=self.scope.args, env=self.scope.env, sources=sources)
         self.session.log.debug("  cache key %s", self.key)
@@ -265,11 +267,7 @@ class StageBuilder:
             return ""
         source = getattr(instr, "from_", None)
         if source is not None:
-            index = self.plan.resolve_from(source)
-            if index is not None:
-                return f"stage:{self.session.results[index].key}"
-            _state, _ref, digest = self.session.image(source, self.platform)
-            return f"image:{digest}"
+            return self._from_identity(source)
         if any(is_url(s) for s in instr.sources):
             return f"uncacheable:{os.urandom(16).hex()}"  # a URL's content is only known by fetching it
         context = self.session.options.context
@@ -278,6 +276,33 @@ class StageBuilder:
         # A source that is a symlink is copied as what it points to: its key is that content too.
         followed = [follow_source(context, path, instr.keyword) for path in selected]
         return sources_digest(context, followed, excluded)
+
+    def _from_identity(self, source: str) -> str:
+        """A `--from` source as a key part: the stage's last key, or the image's digest."""
+        index = self.plan.resolve_from(source)
+        if index is not None:
+            return f"stage:{self.session.results[index].key}"
+        _state, _ref, digest = self.session.image(source, self.platform)
+        return f"image:{digest}"
+
+    def _binds_identity(self, instr: ins.RUN) -> str:
+        """What a RUN's bind mounts show, as BuildKit keys them: else changing only a bound file (a build
+        script) would be answered by the layer another content made, and one branch could poison another's."""
+        binds = [mount for mount in instr.mounts if mount.type == "bind"]
+        if not self.session.cache.active or not binds:
+            return ""
+        context = self.session.options.context
+        ignore = self.session.ignore
+        parts = []
+        for mount in binds:
+            if mount.from_:
+                parts.append(f"{self._from_identity(mount.from_)}:{mount.source or '/'}")
+                continue
+            source = resolve_in_root(context, mount.source or "/", follow_last=True)
+            found = os.path.lexists(source)
+            parts.append(sources_digest(context, [source], ignore.matches if ignore.patterns else None)
+                         if found else f"missing:{mount.source}")
+        return "\n".join(parts)
 
     def _workdir(self, instr: ins.WORKDIR) -> None:
         current = self.state.config.config.working_dir or "/"
@@ -401,7 +426,9 @@ class StageBuilder:
         local = [n for n in names if not is_url(n)]
         downloads = Path(tempfile.mkdtemp(dir=self.session.work_dir, prefix="add-"))
         try:
-            fetched = [download(n, downloads, checksum=instr.checksum, what="ADD") for n in names if is_url(n)]
+            guard = FetchGuard(allow_host=self.session.options.network == "host")  # never the host's own services
+            fetched = [download(n, downloads, checksum=instr.checksum, what="ADD", guard=guard)
+                       for n in names if is_url(n)]
             if fetched:
                 opts = options if options.chmod is not None else replace(options, chmod=0o600)
                 copy_into(rootfs, downloads, fetched, instr.dest, workdir=workdir, options=opts, what="ADD")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from builder.execution.isolation import IdMapping, probe_host, subid_range
+from builder.execution.sandbox import PACKAGE_ROOT
 from oci.errors import WharfieError
 
 __all__ = ["CHILD_MARK", "chown_hint", "enter_user_namespace_if_needed", "reexec_in_user_namespace", "should_reexec",
@@ -80,12 +81,24 @@ def reexec_in_user_namespace(argv: Sequence[str]) -> NoReturn:
     """Replace this process with the same wharfie command inside a fresh user namespace."""
     if shutil.which("unshare") is None:
         raise WharfieError("rootless builds need util-linux's unshare (2.38 or later) on PATH")
-    command = [*unshare_command(), sys.executable, "-m", "builder", *argv]
-    log.debug("rootless: %s", " ".join(command))
+    # -P: the working directory (often the untrusted build context) is not put on sys.path, where
+    # a `builder/` package or a `click.py` in it would be imported into wharfie itself.
+    command = [*unshare_command(), sys.executable, "-P", "-m", "builder", *argv]
+    # Not the arguments: a --build-arg value would stay in the build log.
+    log.debug("rootless: %s ... (the same arguments)", " ".join(command[:-len(argv)] if argv else command))
     env = {**os.environ, CHILD_MARK: "1"}
+    if not _importable_without_cwd():
+        # Started as `python -m builder` from wharfie's own tree: that tree, named explicitly.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvpe(command[0], command, env)
+
+
+def _importable_without_cwd() -> bool:
+    """Whether this `builder` package is found on sys.path without the entry `-m` put first (the cwd)."""
+    rest = sys.path if sys.flags.safe_path else sys.path[1:]
+    return PACKAGE_ROOT in {os.path.realpath(entry) for entry in rest if entry}
 
 
 def chown_hint(mapping: IdMapping | None) -> str | None:

@@ -48,6 +48,7 @@ from layers.securepath import RootDir
 from oci.errors import WharfieError
 
 __all__ = [
+    "PACKAGE_ROOT",
     "SANDBOX_IGNORED",
     "Bind",
     "OverlayDirs",
@@ -63,7 +64,8 @@ log = logging.getLogger("wharfie")
 # Fixed at start-up, before anything of a build is mounted anywhere: never looked up on PATH again.
 _UNSHARE = shutil.which("unshare")
 _ENTER_MODULE = __name__.rpartition(".")[0] + ".sandbox_enter"
-_PACKAGE_ROOT = str(Path(sys.modules[__name__.partition(".")[0]].__file__ or "").resolve().parent.parent)
+# The directory holding this `builder` package: what a re-executed wharfie imports, never the cwd.
+PACKAGE_ROOT = str(Path(sys.modules[__name__.partition(".")[0]].__file__ or "").resolve().parent.parent)
 
 # Paths that are mounts during a step: their content never belongs in a layer.
 SANDBOX_IGNORED = ("proc", "dev", "sys", "etc/resolv.conf", "etc/hosts")
@@ -198,7 +200,7 @@ def _enter_command(network: StepNetwork) -> list[str]:
         raise SandboxError("the sandbox needs util-linux's unshare, which is not installed")
     command = [_UNSHARE, "--mount", "--pid", "--ipc", "--uts", "--fork", "--kill-child", *network.unshare_flags]
     # -I: no PYTHONPATH, no user site; the package root is put first explicitly.
-    start = f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from {_ENTER_MODULE} import main; main()"
+    start = f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); from {_ENTER_MODULE} import main; main()"
     return [*command, sys.executable, "-I", "-c", start]
 
 

@@ -23,6 +23,7 @@ from typing import BinaryIO, cast
 import httpx
 
 from builder.steps.copy import make_parents
+from builder.steps.fetch_guard import FetchGuard, RefusedDestination
 from layers.compress import open_decompressed, sniff_compression
 from layers.extract import extract_layer
 from layers.securepath import RootDir
@@ -149,16 +150,20 @@ def _check_url(url: str, shown: str, what: str) -> httpx.URL:
     return parsed
 
 
-def download(url: str, directory: Path, *, checksum: str | None, what: str) -> Path:
-    """Fetch `url` into `directory`; returns the file, named after the URL's last path segment."""
+def download(url: str, directory: Path, *, checksum: str | None, what: str, guard: FetchGuard | None = None) -> Path:
+    """Fetch `url` into `directory`; returns the file, named after the URL's last path segment.
+
+    `guard` decides which hosts may be reached (builder/steps/fetch_guard.py): by default none of the host's own.
+    """
     shown = redact_url(url)
     _check_url(url, shown, what)
     expected = Digest.parse(checksum) if checksum is not None else None  # a bad --checksum fails before the download
     name = posixpath.basename(urllib.parse.urlsplit(url).path)
     target = directory / (name if name not in ("", ".", "..") else "download")
     hasher = Hasher()
+    guard = guard or FetchGuard()
     try:
-        with httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
+        with guard.client(url, timeout=60) as client, client.stream("GET", url) as response:
             if response.status_code != 200:
                 raise WharfieError(f"{what}: downloading {shown} failed: HTTP {response.status_code}")
             with open(target, "wb") as out:
@@ -168,6 +173,8 @@ def download(url: str, directory: Path, *, checksum: str | None, what: str) -> P
             modified = response.headers.get("Last-Modified")
     except httpx.HTTPError as exc:
         raise WharfieError(f"{what}: downloading {shown} failed: {redact_url(str(exc))}") from None
+    except RefusedDestination as exc:
+        raise WharfieError(f"{what} {shown}: {exc}") from None
     if expected is not None and hasher.digest() != expected:
         raise WharfieError(f"{what}: checksum of {shown} is {hasher.digest()}, expected {checksum}")
     os.chmod(target, 0o600)

@@ -22,7 +22,7 @@ import shutil
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from builder.frontend.globmatch import BadPatternError, has_wildcards, match_path
 from builder.frontend.heredoc import Heredoc, scratch_file_name
@@ -122,7 +122,9 @@ def _glob(root: Path, pattern: str, matcher: Callable[[str, str], bool],
                 if os.path.lexists(candidate):
                     nxt.append(candidate)
                 continue
-            if not base.is_dir() or base.is_symlink():
+            if base.is_symlink():  # a directory named through a link (`lnk/*`) is listed where it leads, inside root
+                base = safe_join(root, str(base.relative_to(root)), follow_last=True)
+            if not base.is_dir():
                 continue
             for name in sorted(os.listdir(base)):
                 if matcher(part, name):
@@ -294,9 +296,22 @@ def copy_with_parents(rootfs: Path, src_root: Path, patterns: list[str], dest: s
         start = src_root / os.path.normpath(base).lstrip("/") if pivot else src_root
         for src in select_sources(src_root, [pattern.replace("/./", "/")], what="COPY", excluded=excluded,
                                   match=match_path):
-            rel = src.relative_to(start).as_posix()
+            rel = _below(src_root, start, src, pattern).as_posix()
             target = f"{dest.rstrip('/')}/{rel}" + ("/" if src.is_dir() and not src.is_symlink() else "")
             copy_into(rootfs, src_root, [src], target, workdir=workdir, options=options, what="COPY")
+
+
+def _below(src_root: Path, start: Path, src: Path, pattern: str) -> PurePosixPath:
+    """`src`'s path below the --parents pivot `start`; where a link on the way (`a -> /etc`) led the
+    source elsewhere, both are taken as resolved inside `src_root`."""
+    if src == start or start in src.parents:
+        return PurePosixPath(src.relative_to(start))
+    resolved = safe_join(src_root, str(src.relative_to(src_root)))
+    pivot = safe_join(src_root, str(start.relative_to(src_root)), follow_last=True)
+    if resolved != pivot and pivot not in resolved.parents:
+        raise WharfieError(f"COPY --parents: {pattern}: {src.relative_to(src_root)} is not below the pivot "
+                           "once links are followed")
+    return PurePosixPath(resolved.relative_to(pivot))
 
 
 def source_prefixes(sources: tuple[str, ...]) -> list[str]:

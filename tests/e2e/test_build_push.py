@@ -263,7 +263,9 @@ def test_add_url_with_checksum(registry_open: Registry, busybox_ref: str, tmp_pa
             context.mkdir()
             (context / "Dockerfile").write_text(f"FROM {busybox_ref}\nADD --checksum={checksum} {url} /opt/\n")
             dest = f"{registry_open.host}/e2e/add-url-{str(ok).lower()}:latest"
-            result = _build(context, "-d", dest, "--insecure-registry", registry_open.host, cache=tmp_path / "c")
+            # The server is on the host's loopback: ADD reaches it only with the host's network (fetch_guard.py).
+            result = _build(context, "-d", dest, "--insecure-registry", registry_open.host, "--network=host",
+                            cache=tmp_path / "c")
             if not ok:
                 assert result.returncode == 1 and "Traceback" not in result.stderr
                 assert "checksum" in result.stderr.splitlines()[-1] and "Dockerfile:2" in result.stderr

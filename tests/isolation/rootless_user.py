@@ -41,19 +41,21 @@ class BuildUser:
         return self.home / "tmp"
 
     def run(self, args: Sequence[str], *, env: dict[str, str] | None = None, timeout: int = 600,
-            prelude: str = "", module: str = "builder") -> subprocess.CompletedProcess[str]:
-        """Run `python -m builder ARGS` (or another module) as this user, from its home (`prelude`: shell
-        run as root first, in the command's private mount namespace)."""
+            prelude: str = "", module: str = "builder", cwd: Path | None = None,
+            python_flags: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+        """Run `python -m builder ARGS` (or another module) as this user, from its home or `cwd` (`prelude`:
+        shell run as root first, in the command's private mount namespace; `python_flags`: e.g. `-P`, to
+        start as the `wharfie` console script does, without the cwd on sys.path)."""
         prefix = Path(sys.prefix)
         inner = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--",
-                 sys.executable, "-m", module, *args]
+                 sys.executable, *python_flags, "-m", module, *args]
         script = "set -e\n" + prelude
         if str(prefix).startswith("/root/"):
             keep = Path("/root") / prefix.relative_to("/root").parts[0]
             script += (f"mkdir -p /run/wharfie-keep && mount --bind {keep} /run/wharfie-keep\n"
                        "mount -t tmpfs -o mode=0755 tmpfs /root\n"
                        f"mkdir -p {keep} && mount --bind /run/wharfie-keep {keep}\n")
-        script += f"cd {shlex.quote(str(self.home))}\nexec " + " ".join(shlex.quote(a) for a in inner)
+        script += f"cd {shlex.quote(str(cwd or self.home))}\nexec " + " ".join(shlex.quote(a) for a in inner)
         clean_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.home),
                      "USER": self.name, "LANG": "C.UTF-8", "TMPDIR": str(self.tmpdir), **(env or {})}
         if SESSION_MARK in os.environ:  # so the session's leftover check finds its processes (tests/conftest.py)

@@ -76,11 +76,14 @@ class Attacker:
     def context(self, dockerfile: str, files: Mapping[str, str | bytes | Link | Exe] | None = None) -> Path:
         return self.directory("ctx", {"Dockerfile": dockerfile, **(files or {})})
 
-    def build(self, context: Path, *extra: str, cache: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def build(self, context: Path, *extra: str, cache: Path | None = None, push_to: str | None = None,
+              env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Build `context`; with `push_to` the image is pushed there (to be read back), else nothing is pushed."""
         cache = cache or self.home / "cache"
-        args = ["build", str(context), "--no-push", "--isolation", "sandbox", "--insecure-registry",
+        output = ["--destination", push_to] if push_to else ["--no-push"]
+        args = ["build", str(context), *output, "--isolation", "sandbox", "--insecure-registry",
                 self.registry_host, "--cache-dir", str(cache), *extra]
         if self.mode == "root":
-            return run_wharfie(*args)
+            return run_wharfie(*args, env=dict(env or {}))
         # The tree under test, not whatever wharfie is installed: the user's python gets it on its path.
-        return self.user.run(args, env={"PYTHONPATH": str(REPO_ROOT)})  # type: ignore[attr-defined]
+        return self.user.run(args, env={"PYTHONPATH": str(REPO_ROOT), **(env or {})})  # type: ignore[attr-defined]
