@@ -14,6 +14,7 @@ import stat
 from pathlib import Path
 
 from attack import Attacker
+
 from builder.execution.run_mounts import strip_privileges
 
 
