@@ -158,8 +158,8 @@ def download(url: str, directory: Path, *, checksum: str | None, what: str, guar
     shown = redact_url(url)
     _check_url(url, shown, what)
     expected = Digest.parse(checksum) if checksum is not None else None  # a bad --checksum fails before the download
-    name = posixpath.basename(urllib.parse.urlsplit(url).path)
-    target = directory / (name if name not in ("", ".", "..") else "download")
+    name = posixpath.basename(posixpath.normpath(urllib.parse.urlsplit(url).path or "/"))
+    target = directory / (name if name not in ("", ".", "..", "/") else "download")  # `/a/..` names no file
     hasher = Hasher()
     guard = guard or FetchGuard()
     try:
