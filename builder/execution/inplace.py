@@ -31,6 +31,7 @@ import builder
 from builder.execution.sandbox import RunFailed, RunSpec, follow_output
 from layers.compress import open_decompressed
 from layers.extract import extract_layer
+from layers.walk import mount_points
 from oci.errors import WharfieError
 from oci.layer import Layer
 
@@ -42,17 +43,13 @@ _ALWAYS_IGNORED = ("proc", "sys", "dev", "etc/hosts", "etc/resolv.conf", "etc/ho
                    "run/secrets/kubernetes.io", ".dockerenv", "run/.containerenv")
 
 
-def _mount_points(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+def _mount_points() -> list[str]:
+    """Every mount of this container below `/`: never cleared, extracted over or captured."""
     try:
-        lines = Path(mountinfo).read_text().splitlines()
-    except OSError:
-        return []
-    points = []
-    for line in lines:
-        fields = line.split()
-        if len(fields) > 4 and fields[4] != "/":
-            points.append(fields[4].encode().decode("unicode_escape"))  # \040 for spaces
-    return points
+        return mount_points(Path("/"))
+    except OSError as exc:
+        raise WharfieError(f"in place: cannot read the mount table (/proc/self/mountinfo): {exc.strerror}; "
+                           "without it mounted volumes could be emptied") from None
 
 
 def _tool_paths() -> list[str]:
