@@ -18,6 +18,7 @@ import click
 from builder.attest.publish import AttestOptions
 from builder.cache.layer_cache import CacheOptions
 from builder.engine.options import BuildOptions, OutputOptions, default_cache_dir
+from builder.execution.credential_guard import make_undumpable
 from builder.execution.isolation import resolve_isolation
 from builder.execution.rootless import enter_user_namespace_if_needed
 from builder.execution.run_mounts import parse_secret_flag
@@ -241,6 +242,7 @@ _attach_registry_commands()
 
 
 def main() -> None:
+    make_undumpable()  # before any credential is read: see builder/execution/credential_guard.py
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

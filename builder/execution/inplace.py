@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import builder
+from builder.execution.credential_guard import StepCapabilities, in_place_step_capabilities
 from builder.execution.sandbox import RunFailed, RunSpec, follow_output
 from layers.compress import open_decompressed
 from layers.extract import extract_layer
@@ -146,6 +147,7 @@ class InPlaceRunner:
     def __init__(self, ignore: Sequence[str], scratch: Path) -> None:
         self.ignore = tuple(ignore)
         self._scratch = scratch
+        self._warned = False
 
     def mount_ignores(self, spec: RunSpec) -> tuple[str, ...]:
         """The step's mount targets, and where what was there is put aside: never in its layer."""
@@ -156,9 +158,23 @@ class InPlaceRunner:
             out += [rel, f"{parent}/.wharfie-aside-{name}" if parent else f".wharfie-aside-{name}"]
         return tuple(out)
 
+    def _say_once(self, capabilities: StepCapabilities) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        if capabilities.marker is None:
+            log.warning("warning: in place, RUN steps hold every capability this job's processes hold, so a step "
+                        "can read their environment (/proc/PID/environ): build in a sandbox, or keep credentials "
+                        "out of the job's environment")
+        else:
+            log.debug("in place: RUN steps get docker's capabilities without %s, so they cannot read the "
+                      "environment or memory of this job's processes", capabilities.marker)
+
     def __call__(self, spec: RunSpec, output: Callable[[str], None] | None) -> None:
         if spec.network == "none":
             log.warning("warning: RUN --network=none cannot be honoured in place (no network namespace)")
+        capabilities = in_place_step_capabilities()
+        self._say_once(capabilities)
         placed = _Placements(spec.root, self._scratch)
         try:
             for bind in spec.binds:
@@ -167,18 +183,24 @@ class InPlaceRunner:
                 empty = self._scratch / f"tmpfs-{index}"
                 empty.mkdir(mode=0o1777)
                 placed.put(tmpfs.target, str(empty))
-            code, tail = _execute(spec, output)
+            code, tail = _execute(spec, output, capabilities)
         finally:
             placed.undo()
         if code != 0:
             raise RunFailed(code, tail)
 
 
-def _execute(spec: RunSpec, output: Callable[[str], None] | None) -> tuple[int, list[str]]:
+def _execute(spec: RunSpec, output: Callable[[str], None] | None,
+             capabilities: StepCapabilities) -> tuple[int, list[str]]:
     try:
+        # preexec_fn: two kinds of prctl through a function looked up beforehand, nothing that takes
+        # a lock another thread could hold at the fork (builder/execution/credential_guard.py).
         proc = subprocess.Popen(spec.argv, cwd=spec.cwd, env=spec.env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, user=spec.uid, group=spec.gid,
-                                extra_groups=spec.groups, start_new_session=True)
+                                extra_groups=spec.groups, start_new_session=True,
+                                preexec_fn=capabilities.apply)  # noqa: PLW1509
+    except subprocess.SubprocessError as exc:
+        return 126, [f"wharfie: cannot start the step: {exc}"]
     except OSError as exc:
         return 127, [f"wharfie: cannot run {spec.argv[0]!r}: {exc.strerror}"]
     with proc:
