@@ -3,7 +3,8 @@
 For CI containers that allow no namespace at all. The base image is
 extracted over `/`, RUN executes directly, and snapshots walk `/`. What must
 survive and never be captured is the ignore list: the kernel's filesystems,
-wharfie's own interpreter, code and state, the build context, every mounted
+wharfie's own interpreter, code and state (in wharfie's image: /wharfie and the
+paths /wharfie/etc/own-paths names), the build context, every mounted
 volume (from /proc/self/mountinfo), the files the runtime bind-mounts
 (/etc/hosts, /etc/resolv.conf, /etc/hostname, /var/run/secrets) and
 `--ignore-path`. Clearing `/` between stages removes everything else.
@@ -17,6 +18,7 @@ empty scratch directory. Their targets are ignored by the step's snapshot.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import shutil
@@ -53,11 +55,34 @@ def _mount_points() -> list[str]:
                            "without it mounted volumes could be emptied") from None
 
 
-def _tool_paths() -> list[str]:
-    """wharfie's own code, its interpreter and the libraries it has loaded."""
+# Where images keep their own files: wharfie's files there hide the image's (see _tool_paths).
+_IMAGE_AREAS = ("/usr/", "/lib", "/bin/", "/sbin/", "/etc/", "/var/")
+OWN_PATHS_FILE = "etc/own-paths"
+
+
+@functools.cache
+def _tool_paths() -> tuple[str, ...]:
+    """wharfie's own code, its interpreter and the libraries it has loaded, and what its installation owns.
+
+    wharfie's image keeps all of it under /wharfie, and names in /wharfie/etc/own-paths the few
+    paths it also owns for kaniko's users (/kaniko, /busybox). Installed elsewhere (pip on a
+    distribution's Python) its files sit where images keep theirs, which the build must then leave
+    alone: the built image loses its own files there, and a warning says so.
+    """
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.dirname(builder.__file__))}
     paths.update(p for p in sys.path if p and os.path.isdir(p) and p not in ("/", "/usr", "/usr/lib", "/usr/local"))
-    return sorted(p for p in paths if p not in ("/", "/usr", "/usr/local"))
+    try:
+        owned = Path(sys.prefix, OWN_PATHS_FILE).read_text().split()
+    except OSError:
+        owned = []
+    paths.update(p for p in owned if p.startswith("/"))
+    kept = tuple(sorted(p for p in paths if p not in ("/", "/usr", "/usr/local")))
+    shadowed = [p for p in kept if p.startswith(_IMAGE_AREAS)]
+    if shadowed:
+        log.warning("warning: in place, wharfie's own files at %s are kept as they are and never captured, so the "
+                    "built image's own files there are lost; wharfie's image keeps everything under /wharfie",
+                    ", ".join(shadowed))
+    return kept
 
 
 def in_place_ignore(*, work_dir: Path, cache_dir: Path, context: Path, extra: Iterable[str] = ()) -> tuple[str, ...]:
