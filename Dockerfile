@@ -4,20 +4,23 @@
 ARG BASE=docker.io/library/debian:bookworm-slim
 
 FROM ${BASE} AS assemble
-# Python, pip, a static busybox, CA certificates, util-linux's unshare: taken from the base
-# when it has them (the tests' offline base does), else installed from Debian's mirror.
+# Python, a static busybox, CA certificates, util-linux's unshare: taken from the base when it
+# has them (the tests' offline base does), else installed from Debian's mirror.
 RUN set -eu; missing=""; \
-    for pkg in python3 python3-pip busybox-static ca-certificates util-linux; do \
+    for pkg in python3 busybox-static ca-certificates util-linux; do \
         dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q " installed" || missing="$missing $pkg"; \
     done; \
     if [ -n "$missing" ]; then \
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing; \
         rm -rf /var/lib/apt/lists/*; \
     fi
-# wharfie and the packages it depends on, from the wheels scripts/image.sh put in the context.
+# wharfie and the packages it depends on, from the wheels scripts/image.sh put in the context;
+# pip itself runs from its wheel there, so the base needs none.
 COPY wheels /src/wheels
-RUN python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --root-user-action=ignore \
-        --no-index --find-links /src/wheels --break-system-packages --target /out/wharfie/lib/python3/dist-packages wharfie
+RUN set -eu; pip_wheel=$(ls /src/wheels/pip-*.whl); \
+    python3 "$pip_wheel/pip" install --quiet --disable-pip-version-check --no-warn-script-location \
+        --root-user-action=ignore --no-index --find-links /src/wheels \
+        --target /out/wharfie/lib/python3/dist-packages wharfie
 COPY image/assemble.py image/selfcheck.py /src/image/
 RUN python3 /src/image/assemble.py /out
 # The proof: wharfie runs in a root that holds nothing else.

@@ -108,9 +108,16 @@ def write_script(path: Path, text: str) -> None:
 def loader_wrapper(loader: str, program: str, argv0: str) -> str:
     # --argv0: the program sees its wrapper as argv[0], so Python finds its prefix (/wharfie) from it and
     # sys.executable is this script, which any child can run. --inhibit-cache: /etc/ld.so.cache may be
-    # the built image's. The library path is the loader's option, not LD_LIBRARY_PATH: children do not inherit it.
-    return (f"#!{HOME}/bin/sh\nexec {HOME}/lib/{loader} --inhibit-cache --library-path {HOME}/lib "
-            f"--argv0 {argv0} {HOME}/libexec/{program} \"$@\"\n")
+    # the built image's. The library path is the loader's option, not LD_LIBRARY_PATH: children do not
+    # inherit it. The loader always reads /etc/ld.so.preload, which after an in-place build is the image's.
+    return f"""#!{HOME}/bin/sh
+if [ -s /etc/ld.so.preload ]; then
+    echo "wharfie: refusing to start {program}: /etc/ld.so.preload would load a library of the image built" \\
+         "in place into it; remove the file, or build in the sandbox" >&2
+    exit 126
+fi
+exec {HOME}/lib/{loader} --inhibit-cache --library-path {HOME}/lib --argv0 {argv0} {HOME}/libexec/{program} "$@"
+"""
 
 
 def install_busybox(prefix: Path, provided: set[str]) -> None:

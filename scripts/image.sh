@@ -5,9 +5,9 @@
 #   bash scripts/image.sh DEST [wharfie build flags...]
 #   bash scripts/image.sh registry.example.com/tools/wharfie:1.0 --build-arg BASE=registry.example.com/debian:bookworm
 #
-# The build context is made here, in a temporary directory removed on exit: wharfie's wheel and the
-# wheels of the packages it depends on (pip, on this machine: the build's RUN steps need no network),
-# and image/'s scripts. The base (--build-arg BASE=..., default docker.io/library/debian:bookworm-slim)
+# The build context is made here, in a temporary directory removed on exit: wharfie's wheel, the
+# wheels of the packages it depends on and pip's (downloaded by this machine's pip, so the build's
+# RUN steps need no network), and image/'s scripts. The base (--build-arg BASE=..., default docker.io/library/debian:bookworm-slim)
 # must be Debian-like, with glibc 2.33 or later and Python $WHARFIE_IMAGE_PYTHON (default 3.11, bookworm's).
 # What the image holds and why: image/README.md.
 set -euo pipefail
@@ -35,7 +35,7 @@ platforms=()
 for minor in $(seq 36 -1 17); do platforms+=(--platform "manylinux_2_${minor}_$arch"); done
 platforms+=(--platform "manylinux2014_$arch" --platform "manylinux2010_$arch" --platform "manylinux1_$arch")
 "$python" -m pip download --quiet --disable-pip-version-check --only-binary=:all: --implementation cp \
-  --python-version "$target_python" "${platforms[@]}" --dest "$ctx/wheels" "$ctx"/wheels/wharfie-*.whl
+  --python-version "$target_python" "${platforms[@]}" --dest "$ctx/wheels" "$ctx"/wheels/wharfie-*.whl pip
 rm -rf "$ctx/src"
 cp "$repo/image/assemble.py" "$repo/image/selfcheck.py" "$ctx/image/"
 

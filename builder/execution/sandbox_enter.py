@@ -83,6 +83,19 @@ def _mount_one(root: str, mount: dict[str, object]) -> None:
         _mount("-o", "remount,bind,ro", target)
 
 
+def _mount_proc(proc: str) -> None:
+    """A fresh /proc; in a user namespace inside a container, the container's own, bound with its masks.
+
+    The kernel refuses a new proc mount in a user namespace while the container's /proc has masked
+    paths (mount_too_revealing). Its /proc then shows the container's processes, but those belong to
+    the parent user namespace, where the step holds no capability to read their environ or memory.
+    """
+    fresh = subprocess.run(["mount", "-t", "proc", "-o", "nosuid,nodev,noexec", "proc", proc],
+                           stderr=subprocess.DEVNULL, check=False)
+    if fresh.returncode != 0:
+        _mount("--rbind", "/proc", proc)
+
+
 def _mask_proc(proc: str) -> None:
     """Docker's masked and read-only /proc paths: a root step must not reach the host kernel through them."""
     for rel in _PROC_READONLY:
@@ -179,7 +192,7 @@ def main() -> None:
     _mount("--make-rprivate", "/")
     root = _mount_root(spec)
     proc = os.path.join(root, "proc")
-    _mount("-t", "proc", "-o", "nosuid,nodev,noexec", "proc", proc)
+    _mount_proc(proc)
     _mask_proc(proc)
     _setup_dev(root)
     for mount in spec["mounts"]:
