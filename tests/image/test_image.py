@@ -140,6 +140,7 @@ def test_kaniko_executor_with_kanikos_flags_and_config(wharfie_image: WharfieIma
     assert "user namespace of its own" in done.stderr, "-v debug says why the sandbox, and how"
     tree = _tree(ref, tmp_path / "rb", registry_htpasswd.skopeo_flags("src"))
     assert tree["made"][4] == "kaniko-style\n"
+    assert set(tree) - set(_tree(busybox_ref, tmp_path / "base")) == {"made"}, "the sandbox left nothing behind"
 
 
 @pytest.mark.parametrize("isolation", ["in-place", "auto"])
