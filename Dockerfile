@@ -4,10 +4,10 @@
 ARG BASE=docker.io/library/debian:bookworm-slim
 
 FROM ${BASE} AS assemble
-# Python, a static busybox, CA certificates, util-linux's unshare: taken from the base when it
+# Python, a static busybox, CA certificates, util-linux's unshare, libseccomp: taken from the base when it
 # has them (the tests' offline base does), else installed from Debian's mirror.
 RUN set -eu; missing=""; \
-    for pkg in python3 busybox-static ca-certificates util-linux; do \
+    for pkg in python3 busybox-static ca-certificates util-linux libseccomp2; do \
         dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q " installed" || missing="$missing $pkg"; \
     done; \
     if [ -n "$missing" ]; then \
@@ -21,7 +21,7 @@ RUN set -eu; pip_wheel=$(ls /src/wheels/pip-*.whl); \
     python3 "$pip_wheel/pip" install --quiet --disable-pip-version-check --no-warn-script-location \
         --root-user-action=ignore --no-index --find-links /src/wheels \
         --target /out/wharfie/lib/python3/dist-packages wharfie
-COPY image/assemble.py image/selfcheck.py /src/image/
+COPY image/assemble.py image/selfcheck.py image/sitecustomize.py /src/image/
 RUN python3 /src/image/assemble.py /out
 # The proof: wharfie runs in a root that holds nothing else.
 RUN mkdir /check && cp -a /out/. /check/ \

@@ -35,6 +35,9 @@ STDLIB_LEFT_OUT = ("test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib
                    "distutils", "sqlite3", "curses", "dbm", "EXTERNALLY-MANAGED")
 DYNLOAD_LEFT_OUT = re.compile(r"^(_test|_xx|xx|_ctypes_test|_sqlite3|_curses|readline|_dbm|_gdbm|_tkinter|nis|"
                               r"ossaudiodev|audioop|_crypt)")
+# Libraries Python packages open by name at run time (ctypes): ldd cannot see them. Copied when the base
+# has them; found there by image/sitecustomize.py.
+LOADED_BY_NAME = ("libseccomp.so.2",)
 # The paths outside /wharfie that the image owns too: in-place builds keep them (builder/execution/inplace.py).
 OWN_PATHS = ("/kaniko", "/busybox")
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -57,8 +60,9 @@ def copy_stdlib(prefix: Path) -> None:
             return {n for n in names if DYNLOAD_LEFT_OUT.match(n)}
         return {"__pycache__"} & set(names)  # compiled afresh below, against the copied sources
 
-    # Symlinks followed: Debian's sitecustomize.py points into /etc.
+    # Symlinks followed: Debian's sitecustomize.py points into /etc (and is replaced by wharfie's).
     shutil.copytree(source, target, symlinks=False, ignore=ignore)
+    shutil.copyfile(Path(__file__).with_name("sitecustomize.py"), target / "sitecustomize.py")
 
 
 def elf_files(roots: Iterable[Path]) -> list[Path]:
@@ -140,6 +144,12 @@ def install_programs(prefix: Path) -> str:
     shutil.copy2(unshare, prefix / "libexec" / "unshare")
     objects = elf_files([prefix / "libexec", prefix / "lib" / PYTHON / "lib-dynload", prefix / "lib" / "python3"])
     libraries, loader = needed_libraries(objects, prefix)
+    # Opened by name: looked for where the others were found (the base's own library directories).
+    by_name = {name: directory / name for name in LOADED_BY_NAME
+               for directory in sorted({path.parent for path in libraries.values()}) if (directory / name).exists()}
+    if by_name:
+        libraries.update(by_name)
+        libraries.update(needed_libraries(list(by_name.values()), prefix)[0])
     for name, path in sorted(libraries.items()):
         shutil.copy2(path.resolve(), prefix / "lib" / name)
     shutil.copy2(loader.resolve(), prefix / "lib" / loader.name)

@@ -37,7 +37,7 @@ platforms+=(--platform "manylinux2014_$arch" --platform "manylinux2010_$arch" --
 "$python" -m pip download --quiet --disable-pip-version-check --only-binary=:all: --implementation cp \
   --python-version "$target_python" "${platforms[@]}" --dest "$ctx/wheels" "$ctx"/wheels/wharfie-*.whl pip
 rm -rf "$ctx/src"
-cp "$repo/image/assemble.py" "$repo/image/selfcheck.py" "$ctx/image/"
+cp "$repo/image/assemble.py" "$repo/image/selfcheck.py" "$repo/image/sitecustomize.py" "$ctx/image/"
 
 cd "$repo"
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"

@@ -71,11 +71,15 @@ def _context_dir(context: str | None, flag_context: str | None) -> Path:
 
 
 def _dockerfile_path(dockerfile: str | None, context: Path) -> Path:
-    name = dockerfile or "Dockerfile"
-    for candidate in (Path(name), context / name):
+    # Without -f, the context's Dockerfile, as docker builds it: never one that happens to be in the cwd.
+    if dockerfile is None:
+        if (context / "Dockerfile").is_file():
+            return (context / "Dockerfile").resolve()
+        raise click.BadParameter(f"no Dockerfile in {context}", param_hint="--dockerfile")
+    for candidate in (Path(dockerfile), context / dockerfile):
         if candidate.is_file():
             return candidate.resolve()
-    raise click.BadParameter(f"Dockerfile {name} not found (looked in the current directory and in {context})",
+    raise click.BadParameter(f"Dockerfile {dockerfile} not found (looked in the current directory and in {context})",
                              param_hint="--dockerfile")
 
 

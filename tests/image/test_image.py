@@ -40,6 +40,7 @@ def test_the_image_holds_wharfie_and_nothing_else_and_is_small(wharfie_image: Wh
         assert tree[program][0] == "file" and tree[program][1] & 0o111, program
     assert tree["wharfie/bin/sh"] == ("link", 0o777, 0, 0, "busybox")
     assert {"wharfie/etc/ssl/certs/ca-certificates.crt", "wharfie/lib/libc.so.6", "wharfie/lib/libssl.so.3",
+            "wharfie/lib/libseccomp.so.2", "wharfie/lib/python3.11/sitecustomize.py",
             "wharfie/lib/python3.11/os.py", "wharfie/lib/python3/dist-packages/builder/__init__.py"} <= set(tree)
     config = image.config["config"]
     assert config["Entrypoint"] == ["/kaniko/executor"]
@@ -51,7 +52,12 @@ def test_in_place_builds_twice_and_the_job_shell_goes_on(wharfie_image: WharfieI
                                                        busybox_ref: str, tmp_path: Path) -> None:
     context = tmp_path / "ctx"
     context.mkdir()
-    (context / "Dockerfile").write_text(f"FROM {busybox_ref}\nRUN echo built > /built\n")
+    # The image built first leaves a loader, a libc and a loader cache of its own in / (unusable ones):
+    # wharfie and its shell, started after it, must not care.
+    (context / "Dockerfile").write_text(
+        f"FROM {busybox_ref}\nRUN echo built > /built && mkdir -p /lib64 /lib/x86_64-linux-gnu && "
+        "for f in /lib64/ld-linux-x86-64.so.2 /lib/x86_64-linux-gnu/libc.so.6 /lib/x86_64-linux-gnu/libssl.so.3 "
+        "/etc/ld.so.cache; do echo not-elf > $f; done\n")
     (context / "Dockerfile.scratch").write_text("FROM scratch\nCOPY hello.txt /hello.txt\n")
     (context / "hello.txt").write_text("hello\n")
     host = registry_open.host
@@ -68,9 +74,23 @@ def test_in_place_builds_twice_and_the_job_shell_goes_on(wharfie_image: WharfieI
     base = _tree(busybox_ref, tmp_path / "base")
     built = _tree(first, tmp_path / "first")
     assert set(base) <= set(built), f"missing from the image: {sorted(set(base) - set(built))[:10]}"
-    assert set(built) - set(base) == {"built"}, "nothing of wharfie, the job or the context in the image"
+    planted = {"built", "lib64", "lib64/ld-linux-x86-64.so.2", "lib", "lib/x86_64-linux-gnu",
+               "lib/x86_64-linux-gnu/libc.so.6", "lib/x86_64-linux-gnu/libssl.so.3", "etc/ld.so.cache"}
+    assert set(built) - set(base) == planted, "nothing of wharfie, the job or the context in the image"
     assert built["built"][4] == "built\n"
     assert _tree(second, tmp_path / "second") == {"hello.txt": ("file", 0o644, 0, 0, "hello\n")}
+
+
+def test_wharfie_refuses_a_preload_file_left_in_place(wharfie_image: WharfieImage, registry_open: Registry,
+                                                       busybox_ref: str, tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {busybox_ref}\nRUN echo /lib/evil.so > /etc/ld.so.preload\n")
+    done = run_job(wharfie_image, f"wharfie build --isolation in-place --insecure-registry {registry_open.host} "
+                                  f"--context /ctx -d {registry_open.host}/inplace/preload:1 && echo built && "
+                                  "wharfie --version", volumes=[(context, "/ctx")])
+    assert done.returncode == 126 and "built" in done.stdout.splitlines()
+    assert "refusing to start python3.11: /etc/ld.so.preload" in done.stderr
 
 
 def test_a_debian_image_keeps_its_own_python_when_built_in_place(wharfie_image: WharfieImage,
