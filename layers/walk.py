@@ -24,7 +24,7 @@ from layers.changes import Change, path_key
 from layers.fsmeta import FileType, file_type, read_xattrs
 from oci.digest import sha256_stream
 
-__all__ = ["FileState", "Snapshot", "SnapshotMode", "diff", "mount_points"]
+__all__ = ["FileState", "Snapshot", "SnapshotMode", "diff", "mount_points", "unescape_mount_field"]
 
 log = logging.getLogger(__name__)
 
@@ -181,22 +181,28 @@ def mount_points(root: Path, mountinfo: str = "/proc/self/mountinfo") -> list[st
     """Relative paths of the mounts strictly below `root`: volumes, /proc, /sys, secrets...
 
     What a build running in place (kaniko-style, root = "/") must leave out of
-    its snapshots, since none of it belongs to the image.
+    its snapshots and never clear, since none of it belongs to the image. The
+    table is read as bytes and its escapes decoded as bytes, so a mount at
+    `/srv/café` (raw UTF-8 or `\\303\\251`), or with a space or a newline in
+    its name, comes back as the path the filesystem calls it.
     """
-    top = os.path.realpath(root)
+    top = os.fsencode(os.path.realpath(root))
     found = []
-    with open(mountinfo, encoding="utf-8", errors="surrogateescape") as handle:
+    with open(mountinfo, "rb") as handle:
         for line in handle:
-            fields = line.split(" ")
+            fields = line.rstrip(b"\n").split(b" ")
             if len(fields) < 5:
                 continue
-            point = _unescape_mountinfo(fields[4])
+            point = unescape_mount_field(fields[4])
             rel = os.path.relpath(point, top)
-            if rel != "." and not rel.startswith(".."):
-                found.append(rel)
+            if rel != b"." and rel != b".." and not rel.startswith(b"../"):
+                found.append(os.fsdecode(rel))
     return sorted(set(found), key=path_key)
 
 
-def _unescape_mountinfo(text: str) -> str:
-    # The kernel writes space, tab, newline and backslash as \ooo octal escapes.
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+_OCTAL_ESCAPE = re.compile(rb"\\([0-7]{3})")
+
+
+def unescape_mount_field(field: bytes) -> bytes:
+    """A mount table field as the path's bytes: the kernel writes space, tab, newline and backslash as `\\ooo`."""
+    return _OCTAL_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8) & 0xFF]), field)

@@ -18,6 +18,7 @@ import click
 from builder.cli.attest_commands import ATTEST_COMMANDS
 from builder.cli.build_command import build
 from builder.cli.cancel import Cancelled, handle_cancel_signals
+from builder.execution.credential_guard import make_undumpable
 from builder.cli.registry_commands import REGISTRY_COMMANDS
 from oci.errors import WharfieError
 
@@ -42,6 +43,7 @@ def _one_line(text: str) -> str:
 
 
 def main() -> None:
+    make_undumpable()  # before any credential is read: see builder/execution/credential_guard.py
     handle_cancel_signals()
     try:
         cli.main(standalone_mode=False)

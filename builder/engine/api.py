@@ -150,8 +150,17 @@ def _context_dir(path: Path) -> Path:
 
 
 def _dockerfile_path(dockerfile: PathLike | None, context: Path) -> Path:
-    """A relative Dockerfile is looked for from the current directory, then in the context."""
-    name = Path(dockerfile or "Dockerfile")
+    """A relative Dockerfile is looked for from the current directory, then in the context.
+
+    Without one named, the context's own `Dockerfile`, as docker builds it: never one that happens to be
+    in the current directory.
+    """
+    if dockerfile is None:
+        found = context_file(context, context / "Dockerfile", what="Dockerfile")
+        if found is None:
+            raise WharfieError(f"no Dockerfile in {context}")
+        return found
+    name = Path(dockerfile)
     for candidate in (name, context / name):
         found = context_file(context, candidate, what="Dockerfile")  # never a link out of the context
         if found is not None:

@@ -23,20 +23,20 @@ from builder.execution.inplace import InPlaceRunner, clear_root, extract_filtere
 from builder.frontend.plan import BuildPlan, Stage
 from oci.layer import Layer
 
-__all__ = ["InPlaceStageBuilder", "stage_builder_class"]
+__all__ = ["PRELOADED_MODULES", "InPlaceStageBuilder", "preload", "stage_builder_class"]
 
 log = logging.getLogger("wharfie")
 
 # Imported before `/` is cleared: afterwards the host's shared libraries that
 # C extensions need may be gone (those already loaded stay mapped).
-_PRELOAD = ("ssl", "zlib", "gzip", "bz2", "lzma", "hashlib", "json", "tarfile", "ctypes", "fcntl", "uuid",
+PRELOADED_MODULES = ("ssl", "zlib", "gzip", "bz2", "lzma", "hashlib", "json", "tarfile", "ctypes", "fcntl", "uuid",
             "concurrent.futures", "isal.igzip", "isal.isal_zlib", "zstandard", "httpx", "h11", "certifi",
             "builder.engine.build", "builder.engine.output", "builder.steps.copy", "builder.steps.add_sources",
             "layers.writer", "registry.push", "registry.upload", "registry.blobs")
 
 
 def preload() -> None:
-    for name in _PRELOAD:
+    for name in PRELOADED_MODULES:
         try:
             importlib.import_module(name)
         except ImportError:

@@ -3,7 +3,8 @@
 For CI containers that allow no namespace at all. The base image is
 extracted over `/`, RUN executes directly, and snapshots walk `/`. What must
 survive and never be captured is the ignore list: the kernel's filesystems,
-wharfie's own interpreter, code and state, the build context, every mounted
+wharfie's own interpreter, code and state (in wharfie's image: /wharfie and the
+paths /wharfie/etc/own-paths names), the build context, every mounted
 volume (from /proc/self/mountinfo), the files the runtime bind-mounts
 (/etc/hosts, /etc/resolv.conf, /etc/hostname, /var/run/secrets) and
 `--ignore-path`. Clearing `/` between stages removes everything else.
@@ -17,6 +18,7 @@ empty scratch directory. Their targets are ignored by the step's snapshot.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import shutil
@@ -28,9 +30,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import builder
+from builder.execution.credential_guard import StepCapabilities, in_place_step_capabilities
 from builder.execution.sandbox import RunFailed, RunSpec, follow_output
 from layers.compress import open_decompressed
 from layers.extract import extract_layer
+from layers.walk import mount_points
 from oci.errors import WharfieError
 from oci.layer import Layer
 
@@ -42,24 +46,43 @@ _ALWAYS_IGNORED = ("proc", "sys", "dev", "etc/hosts", "etc/resolv.conf", "etc/ho
                    "run/secrets/kubernetes.io", ".dockerenv", "run/.containerenv")
 
 
-def _mount_points(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+def _mount_points() -> list[str]:
+    """Every mount of this container below `/`: never cleared, extracted over or captured."""
     try:
-        lines = Path(mountinfo).read_text().splitlines()
-    except OSError:
-        return []
-    points = []
-    for line in lines:
-        fields = line.split()
-        if len(fields) > 4 and fields[4] != "/":
-            points.append(fields[4].encode().decode("unicode_escape"))  # \040 for spaces
-    return points
+        return mount_points(Path("/"))
+    except OSError as exc:
+        raise WharfieError(f"in place: cannot read the mount table (/proc/self/mountinfo): {exc.strerror}; "
+                           "without it mounted volumes could be emptied") from None
 
 
-def _tool_paths() -> list[str]:
-    """wharfie's own code, its interpreter and the libraries it has loaded."""
+# Where images keep their own files: wharfie's files there hide the image's (see _tool_paths).
+_IMAGE_AREAS = ("/usr/", "/lib", "/bin/", "/sbin/", "/etc/", "/var/")
+OWN_PATHS_FILE = "etc/own-paths"
+
+
+@functools.cache
+def _tool_paths() -> tuple[str, ...]:
+    """wharfie's own code, its interpreter and the libraries it has loaded, and what its installation owns.
+
+    wharfie's image keeps all of it under /wharfie, and names in /wharfie/etc/own-paths the few
+    paths it also owns for kaniko's users (/kaniko, /busybox). Installed elsewhere (pip on a
+    distribution's Python) its files sit where images keep theirs, which the build must then leave
+    alone: the built image loses its own files there, and a warning says so.
+    """
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.dirname(builder.__file__))}
     paths.update(p for p in sys.path if p and os.path.isdir(p) and p not in ("/", "/usr", "/usr/lib", "/usr/local"))
-    return sorted(p for p in paths if p not in ("/", "/usr", "/usr/local"))
+    try:
+        owned = Path(sys.prefix, OWN_PATHS_FILE).read_text().split()
+    except OSError:
+        owned = []
+    paths.update(p for p in owned if p.startswith("/"))
+    kept = tuple(sorted(p for p in paths if p not in ("/", "/usr", "/usr/local")))
+    shadowed = [p for p in kept if p.startswith(_IMAGE_AREAS)]
+    if shadowed:
+        log.warning("warning: in place, wharfie's own files at %s are kept as they are and never captured, so the "
+                    "built image's own files there are lost; wharfie's image keeps everything under /wharfie",
+                    ", ".join(shadowed))
+    return kept
 
 
 def in_place_ignore(*, work_dir: Path, cache_dir: Path, context: Path, extra: Iterable[str] = ()) -> tuple[str, ...]:
@@ -149,6 +172,7 @@ class InPlaceRunner:
     def __init__(self, ignore: Sequence[str], scratch: Path) -> None:
         self.ignore = tuple(ignore)
         self._scratch = scratch
+        self._warned = False
 
     def mount_ignores(self, spec: RunSpec) -> tuple[str, ...]:
         """The step's mount targets, and where what was there is put aside: never in its layer."""
@@ -159,9 +183,23 @@ class InPlaceRunner:
             out += [rel, f"{parent}/.wharfie-aside-{name}" if parent else f".wharfie-aside-{name}"]
         return tuple(out)
 
+    def _say_once(self, capabilities: StepCapabilities) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        if capabilities.marker is None:
+            log.warning("warning: in place, RUN steps hold every capability this job's processes hold, so a step "
+                        "can read their environment (/proc/PID/environ): build in a sandbox, or keep credentials "
+                        "out of the job's environment")
+        else:
+            log.debug("in place: RUN steps get docker's capabilities without %s, so they cannot read the "
+                      "environment or memory of this job's processes", capabilities.marker)
+
     def __call__(self, spec: RunSpec, output: Callable[[str], None] | None) -> None:
         if spec.network == "none":
             log.warning("warning: RUN --network=none cannot be honoured in place (no network namespace)")
+        capabilities = in_place_step_capabilities()
+        self._say_once(capabilities)
         placed = _Placements(spec.root, self._scratch)
         try:
             for bind in spec.binds:
@@ -170,18 +208,24 @@ class InPlaceRunner:
                 empty = self._scratch / f"tmpfs-{index}"
                 empty.mkdir(mode=0o1777)
                 placed.put(tmpfs.target, str(empty))
-            code, tail = _execute(spec, output)
+            code, tail = _execute(spec, output, capabilities)
         finally:
             placed.undo()
         if code != 0:
             raise RunFailed(code, tail)
 
 
-def _execute(spec: RunSpec, output: Callable[[str], None] | None) -> tuple[int, list[str]]:
+def _execute(spec: RunSpec, output: Callable[[str], None] | None,
+             capabilities: StepCapabilities) -> tuple[int, list[str]]:
     try:
+        # preexec_fn: two kinds of prctl through a function looked up beforehand, nothing that takes
+        # a lock another thread could hold at the fork (builder/execution/credential_guard.py).
         proc = subprocess.Popen(spec.argv, cwd=spec.cwd, env=spec.env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, user=spec.uid, group=spec.gid,
-                                extra_groups=spec.groups, start_new_session=True)
+                                extra_groups=spec.groups, start_new_session=True,
+                                preexec_fn=capabilities.apply)  # noqa: PLW1509
+    except subprocess.SubprocessError as exc:
+        return 126, [f"wharfie: cannot start the step: {exc}"]
     except OSError as exc:
         return 127, [f"wharfie: cannot run {spec.argv[0]!r}: {exc.strerror}"]
     with proc:

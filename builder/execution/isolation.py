@@ -27,7 +27,7 @@ from layers.overlay import overlay_supported
 from oci.errors import WharfieError
 
 __all__ = [
-    "HostFacts", "IdMapping", "Isolation", "IsolationError", "SubIdRange", "choose_isolation", "container_evidence",
+    "CHILD_MARK", "HostFacts", "IdMapping", "Isolation", "IsolationError", "SubIdRange", "choose_isolation", "container_evidence",
     "id_mapping", "probe_host", "resolve_isolation", "subid_range", "with_snapshotter",
 ]
 
@@ -36,6 +36,11 @@ log = logging.getLogger("wharfie")
 Mode = Literal["sandbox", "in-place"]
 Requested = Literal["auto", "sandbox", "in-place"]
 _CONTAINER_CGROUP_WORDS = ("docker", "kubepods", "containerd", "libpod", "lxc", "buildkit")
+# Set in a build re-run in a user namespace (builder/execution/rootless.py), so it never re-runs itself
+# again: "1" for a user without root, "root" for root that could make no mount namespace where it was.
+CHILD_MARK = "WHARFIE_ROOTLESS_CHILD"
+_ROOT_REENTERED = ("root here could not make mount namespaces (no CAP_SYS_ADMIN: a CI job's container), so the "
+                   "build runs in a user namespace of its own, where it can")
 
 
 class IsolationError(WharfieError):
@@ -65,8 +70,9 @@ class HostFacts:
     root: bool  # effective uid 0 (possibly inside a user namespace)
     mapping: IdMapping | None  # set when this process already runs in a user namespace
     namespaces: bool  # mount/pid/ipc/uts namespaces can be made as we are
-    user_namespaces: bool  # a user namespace can be made (what a non-root user needs)
+    user_namespaces: bool  # a user namespace can be made, with mount/pid namespaces inside it
     container: str | None  # why we think this is a container, or None
+    reentered: str | None = None  # CHILD_MARK's value: this build was re-run in a user namespace
 
 
 @dataclass(frozen=True)
@@ -166,9 +172,13 @@ def probe_host() -> HostFacts:
     """Look at what this process may do: each probe is one short `unshare` run."""
     root = os.geteuid() == 0
     namespaces = root and _works(["unshare", "--mount", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "true"])
-    user_namespaces = _works(["unshare", "--user", "--map-root-user", "true"]) if not root else namespaces
+    if not root:
+        user_namespaces = _works(["unshare", "--user", "--map-root-user", "true"])
+    else:  # root without CAP_SYS_ADMIN (a CI job's container) may still get it in a user namespace
+        user_namespaces = namespaces or _works(["unshare", "--user", "--map-root-user", "--mount", "--pid", "--ipc",
+                                                "--uts", "--fork", "--kill-child", "true"])
     return HostFacts(root=root, mapping=id_mapping(), namespaces=namespaces, user_namespaces=user_namespaces,
-                     container=container_evidence())
+                     container=container_evidence(), reentered=os.environ.get(CHILD_MARK) or None)
 
 
 def choose_isolation(requested: Requested, facts: HostFacts, *, force: bool = False) -> Isolation:
@@ -180,7 +190,12 @@ def choose_isolation(requested: Requested, facts: HostFacts, *, force: bool = Fa
     rootless = facts.mapping is not None
     if requested in ("auto", "sandbox") and facts.root and facts.namespaces:
         why = "namespaces available" if requested == "auto" else "requested"
+        if facts.reentered == "root":
+            why = f"{why}: {_ROOT_REENTERED}"
         return Isolation("sandbox", rootless=rootless, mapping=facts.mapping, reason=why)
+    if requested in ("auto", "sandbox") and facts.root and facts.user_namespaces:
+        raise IsolationError("internal: root without mount namespaces must re-run the build in a user namespace "
+                             "first")
     if requested == "sandbox":
         if not facts.root and not facts.user_namespaces:
             raise IsolationError("--isolation sandbox: this kernel or container forbids user namespaces for "
@@ -198,7 +213,7 @@ def choose_isolation(requested: Requested, facts: HostFacts, *, force: bool = Fa
                              "this machine's own root filesystem; pass --force if it really is disposable")
     why = f"in a container ({facts.container})" if facts.container else "forced"
     if requested == "auto":
-        why = f"no namespaces can be made here, {why}"
+        why = f"no namespaces can be made here, not even in a user namespace, {why}"
     return Isolation("in-place", rootless=rootless, mapping=facts.mapping, reason=why)
 
 

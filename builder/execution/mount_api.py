@@ -89,9 +89,9 @@ def _check(result: int, what: str) -> int:
     return result
 
 
-def clone_tree(source: str) -> int:
+def clone_tree(source: str, *, recursive: bool = False) -> int:
     """A detached bind mount of `source` (a host path wharfie chose; its last component must not be a symlink)."""
-    flags = _OPEN_TREE_CLONE | _OPEN_TREE_CLOEXEC | _AT_SYMLINK_NOFOLLOW
+    flags = _OPEN_TREE_CLONE | _OPEN_TREE_CLOEXEC | _AT_SYMLINK_NOFOLLOW | (_AT_RECURSIVE if recursive else 0)
     fd = _libc.syscall(_SYS_OPEN_TREE, ctypes.c_int(_AT_FDCWD), os.fsencode(source), ctypes.c_uint(flags))
     return _check(fd, f"bind {source}")
 

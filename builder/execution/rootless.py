@@ -11,6 +11,11 @@ gives the build its own mount namespace, so overlay mounts are allowed.
 
 Without subordinate ids only our own uid is mapped: the build still works,
 but a step that chowns to another id fails, and the error says what to add.
+
+Root that may not make mount namespaces (a CI job's container without
+CAP_SYS_ADMIN) but may make a user namespace re-runs the build the same way,
+with its ids mapped onto themselves (builder/execution/userns.py), so steps
+run in the sandbox rather than in place.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from builder.execution.isolation import IdMapping, probe_host, subid_range
+from builder.execution.isolation import CHILD_MARK, IdMapping, probe_host, subid_range
 from builder.execution.sandbox import PACKAGE_ROOT
+from builder.execution.userns import run_in_own_user_namespace
 from oci.errors import WharfieError
 
 __all__ = ["CHILD_MARK", "chown_hint", "enter_user_namespace_if_needed", "reexec_in_user_namespace", "should_reexec",
@@ -33,24 +39,44 @@ __all__ = ["CHILD_MARK", "chown_hint", "enter_user_namespace_if_needed", "reexec
 
 log = logging.getLogger("wharfie")
 
-# Set in the re-executed build, so it never tries to re-execute itself again.
-CHILD_MARK = "WHARFIE_ROOTLESS_CHILD"
-
-
 def should_reexec(requested: str) -> bool:
     """Whether this invocation must move into a user namespace before building.
 
     Not when user namespaces are forbidden: the isolation choice then fails with its own message.
+    Root moves only when it cannot make mount namespaces where it is.
     """
-    if os.geteuid() == 0 or requested == "in-place" or os.environ.get(CHILD_MARK):
+    if requested == "in-place" or os.environ.get(CHILD_MARK):
         return False
-    return probe_host().user_namespaces
+    facts = probe_host()
+    if facts.root:
+        return not facts.namespaces and facts.user_namespaces
+    return facts.user_namespaces
+
+
+def _self_command(argv: Sequence[str]) -> list[str]:
+    # -P: the working directory (often the untrusted build context) is not put on sys.path, where
+    # a `builder/` package or a `click.py` in it would be imported into wharfie itself. -I (which
+    # implies -P) kept: a wharfie started isolated (its image does) stays so.
+    return [sys.executable, "-I" if sys.flags.isolated else "-P", "-m", "builder", *argv]
+
+
+def _self_env(mark: str) -> dict[str, str]:
+    env = {**os.environ, CHILD_MARK: mark}
+    if not _importable_without_cwd():
+        # Started as `python -m builder` from wharfie's own tree: that tree, named explicitly.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
+    return env
 
 
 def enter_user_namespace_if_needed(requested: str, argv: Sequence[str]) -> None:
-    """Re-run this command in a user namespace when a non-root user asks for a sandboxed build."""
-    if should_reexec(requested):
-        reexec_in_user_namespace(argv)
+    """Re-run this command in a user namespace when a sandboxed build needs one to make namespaces."""
+    if not should_reexec(requested):
+        return
+    if os.geteuid() == 0:
+        log.debug("isolation: root here cannot make mount namespaces, but can make a user namespace: "
+                  "re-running the build in one, to run RUN steps in the sandbox rather than in place")
+        run_in_own_user_namespace(_self_command(argv), _self_env("root"))
+    reexec_in_user_namespace(argv)
 
 
 def _user_name() -> str:
@@ -81,15 +107,10 @@ def reexec_in_user_namespace(argv: Sequence[str]) -> NoReturn:
     """Replace this process with the same wharfie command inside a fresh user namespace."""
     if shutil.which("unshare") is None:
         raise WharfieError("rootless builds need util-linux's unshare (2.38 or later) on PATH")
-    # -P: the working directory (often the untrusted build context) is not put on sys.path, where
-    # a `builder/` package or a `click.py` in it would be imported into wharfie itself.
-    command = [*unshare_command(), sys.executable, "-P", "-m", "builder", *argv]
+    command = [*unshare_command(), *_self_command(argv)]
     # Not the arguments: a --build-arg value would stay in the build log.
     log.debug("rootless: %s ... (the same arguments)", " ".join(command[:-len(argv)] if argv else command))
-    env = {**os.environ, CHILD_MARK: "1"}
-    if not _importable_without_cwd():
-        # Started as `python -m builder` from wharfie's own tree: that tree, named explicitly.
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
+    env = _self_env("1")
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvpe(command[0], command, env)

@@ -23,6 +23,7 @@ pivot: the host's Python library is out of reach afterwards.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -92,6 +93,17 @@ def _new_mount(mount: PlannedMount, target_fd: int, attrs: int) -> int:
         return mount_api.new_filesystem("tmpfs", {"size": "0"}, attrs)
     elif mount.kind == "mask":
         mount_fd = mount_api.clone_tree("/dev/null")
+    elif mount.kind == "proc":
+        try:
+            return mount_api.new_filesystem("proc", dict(mount.options), attrs)
+        except OSError as exc:
+            if exc.errno != errno.EPERM:
+                raise
+            # In a user namespace inside a container the kernel refuses a fresh proc while the
+            # container's has masked paths (mount_too_revealing): the container's, masks included,
+            # is bound instead. Its processes belong to the parent user namespace, where the step
+            # holds no capability to read their environ or memory.
+            mount_fd = mount_api.clone_tree("/proc", recursive=True)
     else:
         return mount_api.new_filesystem(mount.kind, dict(mount.options), attrs)
     try:
