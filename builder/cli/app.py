@@ -18,8 +18,8 @@ import click
 from builder.cli.attest_commands import ATTEST_COMMANDS
 from builder.cli.build_command import build
 from builder.cli.cancel import Cancelled, handle_cancel_signals
-from builder.execution.credential_guard import make_undumpable
 from builder.cli.registry_commands import REGISTRY_COMMANDS
+from builder.execution.credential_guard import make_undumpable
 from oci.errors import WharfieError
 
 __all__ = ["cli", "main"]
