@@ -224,3 +224,15 @@ def test_lost_reply_to_the_final_put_still_succeeds(registry_open, fault_proxy, 
     with RegistryClient(options) as client:
         push(client, parse_reference(f"{proxy.host}/faults/final-put:1"), image)
     assert skopeo_inspect(registry_open, f"{registry_open.host}/faults/final-put:1")["Digest"] == str(image.digest)
+
+
+def test_pushing_again_finds_a_large_blob_by_head(registry_open, fault_proxy, store):
+    """A HEAD answer declares the blob's size (here over the 1 MiB cap on small answers) and has no body."""
+    image = build_image(store, [{"large": os.urandom(3 << 20)}])
+    proxy = fault_proxy(registry_open)
+    dest = parse_reference(f"{proxy.host}/again/app:1")
+    with RegistryClient(options_for(registry_open, via=proxy)) as client:
+        client.push_image([dest], image.manifest_raw, image.media_type, image.config_raw, image.layers)
+        proxy.reset()
+        client.push_image([dest], image.manifest_raw, image.media_type, image.config_raw, image.layers)
+    assert proxy.uploaded_bytes() == 0
