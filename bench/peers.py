@@ -61,7 +61,9 @@ class WharfiePeer:
     def command(self, context: Path, destination: str, build_args: dict[str, str], state: Path,
                 extra: tuple[str, ...] = ()) -> list[str]:
         host = destination.split("/", 1)[0]
-        command = [self.python, "-m", "builder", "build", str(context), "-d", destination,
+        # -f always: a bare "Dockerfile" is looked up in the current directory before the context.
+        command = [self.python, "-m", "builder", "build", str(context), "-f", str(context / "Dockerfile"),
+                   "-d", destination,
                    "--insecure-registry", host, "--cache-dir", str(state), *extra]
         for key, value in build_args.items():
             command += ["--build-arg", f"{key}={value}"]

@@ -7,6 +7,8 @@ first line; the profile reader must cut a stamped ``-v debug`` log into phases.
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
 
@@ -22,9 +24,8 @@ def test_bench_dockerfile_parses_into_the_oracles_instructions(workload: Workloa
     plan = parse_dockerfile(workload.dockerfile, build_args={"BASE": BASE})
     (stage,) = plan.stages
     assert stage.base == BASE
-    oracle = DockerfileParser(fileobj=None)
-    oracle.content = workload.dockerfile
-    expected = [item["instruction"] for item in oracle.structure if item["instruction"] not in ("ARG", "FROM")]
+    oracle = DockerfileParser(fileobj=io.BytesIO(workload.dockerfile.encode())).structure
+    expected = [item["instruction"] for item in oracle if item["instruction"] not in ("ARG", "FROM")]
     assert [type(instruction).__name__ for instruction in stage.instructions] == expected
 
 
