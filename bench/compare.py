@@ -18,9 +18,11 @@ and then, ``--runs`` times, interleaving the builders so drift hits them alike:
   ``--cache-dir``, buildah's store), the first build of the row pulling the base.
 
 Every build pushes to a repository of its own, so no build finds its layers
-already uploaded by another.  Tables give the median wall time of the runs and
-the largest peak RSS (GNU time) of any run, and wharfie's time over the faster
-peer's.  Last, wharfie builds W1 and each Debian build once more with
+already uploaded by another.  Tables give the median wall time of the runs,
+their median CPU time (user + system, children included) and the largest peak
+RSS of any run, both from GNU time, and wharfie's wall time over the faster
+peer's (its CPU time over the smallest peer CPU time in brackets: on a shared
+machine that figure moves less).  Last, wharfie builds W1 and each Debian build once more with
 ``-v debug`` and the profile of each is printed (`bench.wharfie_profile`).
 Results and logs go to ``STATE/results/<UTC time>/``.
 """
@@ -74,8 +76,8 @@ class Recorder:
 
     def add(self, table: str, build: str, peer: str, measurement: Measurement) -> None:
         self.runs[(table, build, peer)].append(measurement)
-        print(f"  {table:14} {build:52} {peer:8} {measurement.seconds:7.2f} s {measurement.rss_mb:6.0f} MB",
-              flush=True)
+        print(f"  {table:14} {build:52} {peer:8} {measurement.seconds:7.2f} s (cpu {measurement.cpu_seconds:6.2f} s)"
+              f" {measurement.rss_mb:6.0f} MB", flush=True)
 
     def rows(self, table: str, builds: Sequence[str], peers: Sequence[str], total: str | None = None) -> list[Row]:
         rows = []
@@ -88,21 +90,28 @@ class Recorder:
             for peer in peers:
                 per_run = [self.runs.get((table, build, peer), []) for build in builds]
                 if all(per_run) and len({len(r) for r in per_run}) == 1:
-                    runs = [Measurement(sum(m.seconds for m in ms), max(m.rss_mb for m in ms)) for ms in zip(*per_run)]
+                    runs = [Measurement(sum(m.seconds for m in ms), max(m.rss_mb for m in ms),
+                                        sum(m.cpu_seconds for m in ms)) for ms in zip(*per_run)]
                     sums[peer] = median(runs)  # the median of each run's sum, not the sum of medians
             rows.append(Row(total, sums))
         return rows
 
 
 def _cell(measurement: Measurement | None) -> str:
-    return "—" if measurement is None else f"{measurement.seconds:.2f} s, {measurement.rss_mb:.0f} MB"
+    if measurement is None:
+        return "—"
+    return f"{measurement.seconds:.2f} s (cpu {measurement.cpu_seconds:.2f}), {measurement.rss_mb:.0f} MB"
 
 
 def _ratio(row: Row) -> str:
-    peers = [m.seconds for name, m in row.cells.items() if name != "wharfie"]
+    """wharfie's wall time over the faster peer's, and the same for CPU time."""
+    peers = [m for name, m in row.cells.items() if name != "wharfie"]
     if "wharfie" not in row.cells or not peers:
         return "—"
-    return f"{row.cells['wharfie'].seconds / min(peers):.2f}×"
+    wharfie = row.cells["wharfie"]
+    wall = wharfie.seconds / min(m.seconds for m in peers)
+    cpu = min(m.cpu_seconds for m in peers)
+    return f"{wall:.2f}× (cpu {wharfie.cpu_seconds / cpu:.2f}×)" if cpu > 0 else f"{wall:.2f}×"
 
 
 def render_table(title: str, rows: list[Row], peers: Sequence[str]) -> str:
