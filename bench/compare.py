@@ -47,7 +47,7 @@ from bench.debian_base import ensure_debian_base, push_layout
 from bench.kaniko import Kaniko, KanikoUnavailable, build_executor
 from bench.peers import REPO, BuildahPeer, KanikoPeer, Peer, WharfiePeer
 from bench.timing import GNU_TIME, BenchError, Measurement, median
-from bench.wharfie_profile import parse_profile, stamped_run
+from bench.wharfie_profile import extraction_cost, parse_profile, stamped_run
 from bench.workloads import DEBIAN_BUILDS, W1, Workload, fetch_wheels, make_contexts
 from fixtures.baseimage import push_busybox
 from fixtures.registry import Registry
@@ -133,6 +133,7 @@ class Run:
     contexts: dict[str, Path]
     bases: dict[bool, str]  # debian? -> base reference
     recorder: Recorder
+    base_blob: Path | None  # the Debian base's one layer blob, for the extraction probe
 
     def build(self, table: str, label: str, peer: Peer, workload: Workload, repo: str, state: Path,
               extra: tuple[str, ...] = ()) -> None:
@@ -198,6 +199,8 @@ class Run:
             lines, total = stamped_run(command, self.logs / f"profile-{workload.name}.log", cwd=REPO)
             wharfie.release(state)
             texts.append(parse_profile(lines, total).render(f"wharfie {workload.name}, cold, -v debug"))
+        if self.base_blob is not None:
+            texts.append(extraction_cost(self.base_blob, self.work, repo=REPO, python=wharfie.python))
         return texts
 
 
@@ -287,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results = DEFAULT_STATE / "results" / stamp
     results.mkdir(parents=True)
     recorder = Recorder()
-    load_at_start = _load()
+    load_at_start, versions = _load(), _versions(peers)  # before the runs: the code measured, not a later commit
     profiles: list[str] = []
     with tempfile.TemporaryDirectory(prefix="run-", dir=DEFAULT_STATE) as tmp, \
             Registry(Path(tmp) / "registry") as registry:
@@ -295,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if base is not None:
             bases[True] = push_layout(base.oci_ref, f"{registry.host}/bench/minbase:bookworm")
         run = Run(registry, Path(tmp), results, peers, make_contexts(Path(tmp) / "contexts", workloads, wheels),
-                  bases, recorder)
+                  bases, recorder, base.layer_blob() if base is not None else None)
         try:
             for number in range(1, args.runs + 1):
                 print(f"run {number} of {args.runs}", flush=True)
@@ -323,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for name in names if any(peer == name for (_, _, peer) in recorder.runs)}
     header = (f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {_machine()}, "
               f"load average {load_at_start} at the start, {_load()} at the end\n"
-              f"versions: {json.dumps(_versions(peers))}\n")
+              f"versions: {json.dumps(versions)}\n")
     report = "\n\n".join([header, *tables, "peak RSS, any build: " + ", ".join(f"{k} {v:.0f} MB" for k, v in peak.items()),
                           *profiles])
     print("\n" + report)

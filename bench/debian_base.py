@@ -46,6 +46,14 @@ class DebianBase:
     def oci_ref(self) -> str:
         return f"oci:{self.layout}:{self.tag}"
 
+    def layer_blob(self) -> Path:
+        """The layout's one layer blob (the gzip tar of the tree)."""
+        index = json.loads((self.layout / "index.json").read_text())
+        manifest_digest = index["manifests"][0]["digest"]
+        manifest = json.loads((self.layout / "blobs/sha256" / manifest_digest.removeprefix("sha256:")).read_text())
+        layer_digest: str = manifest["layers"][0]["digest"]
+        return self.layout / "blobs/sha256" / layer_digest.removeprefix("sha256:")
+
 
 def debootstrap_minbase(state: Path) -> Path:
     """``STATE/minbase``: made once (into a ``.partial`` dir renamed when complete, so a killed run redoes it)."""

@@ -13,6 +13,10 @@ not from wharfie's internals, so the profile survives restructuring:
   as offsets inside it);
 - push: the end of the last instruction to the ``pushed REF@DIGEST`` line;
 - exit: that line to the end of the process (work tree removal, interpreter exit).
+
+The log does not say when extracting the base ends, so `extraction_cost`
+measures it apart: wharfie's own ``layers.extract.extract_layer`` on the base's
+blob in a child process, then ``rm -rf`` of the tree it made.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.timing import BenchError
+from bench.timing import BenchError, timed
 
-__all__ = ["Phase", "Profile", "parse_profile", "stamped_run"]
+__all__ = ["Phase", "Profile", "extraction_cost", "parse_profile", "stamped_run"]
 
 INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD", "ENV", "WORKDIR", "CMD", "ENTRYPOINT", "USER", "LABEL", "EXPOSE",
                           "VOLUME", "ARG", "SHELL", "STOPSIGNAL", "HEALTHCHECK", "ONBUILD", "MAINTAINER"})
@@ -102,3 +106,23 @@ def parse_profile(lines: list[tuple[float, str]], total: float) -> Profile:
     profile.phases.append(Phase("push (after the last step) to the printed result", last_end, result))
     profile.phases.append(Phase("exit after the result (work tree removal, interpreter exit)", result, total))
     return profile
+
+
+_EXTRACT = ("import sys; from pathlib import Path; from layers.extract import extract_layer; "
+            "extract_layer(open(sys.argv[1], 'rb'), Path(sys.argv[2]))")
+
+
+def extraction_cost(blob: Path, work: Path, *, repo: Path, python: str) -> str:
+    """One line: wharfie extracting ``blob`` into an empty dir under ``work``, then removing that tree."""
+    tree = work / "extract-probe"
+    log = work / "extract-probe.log"
+    try:
+        extract = timed([python, "-c", _EXTRACT, str(blob), str(tree)], log=log, cwd=repo, what="extract_layer")
+        remove = timed(["rm", "-rf", str(tree)], log=log, what="rm -rf")
+    except BenchError as exc:  # layers/ may have moved on; the rest of the profile still stands
+        return f"extraction not measured: {str(exc).splitlines()[0]}"
+    finally:
+        subprocess.run(["rm", "-rf", str(tree), str(log)], check=False)
+    return (f"extracting the Debian base alone ({blob.stat().st_size / 1e6:.0f} MB gzip), layers.extract in a child: "
+            f"{extract.seconds:.2f} s (cpu {extract.cpu_seconds:.2f} s), {extract.rss_mb:.0f} MB; "
+            f"rm -rf of the tree: {remove.seconds:.2f} s (cpu {remove.cpu_seconds:.2f} s)")
