@@ -13,13 +13,9 @@ build. The goal (issue 6): a step's cost independent of the base's size, under 0
 from __future__ import annotations
 
 import argparse
-import gzip
-import hashlib
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,64 +25,16 @@ from typing import Self
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.debian_base import ensure_debian_base, push_layout
 from builder.engine import stage as stage_module
 from builder.engine.build import build_image
 from builder.engine.options import BuildOptions, OutputOptions
 from builder.engine.registry_setup import registry_client
 from builder.execution.isolation import Isolation
-from fixtures.baseimage import go_arch, push_busybox
+from fixtures.baseimage import push_busybox
 from fixtures.buildah import Buildah
 from fixtures.registry import Registry
 from registry.options import RegistryOptions
-
-MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def debootstrap(cache: Path) -> Path:
-    rootfs = cache / "minbase"
-    if (rootfs / "etc" / "debian_version").exists():
-        return rootfs
-    if shutil.which("debootstrap") is None:
-        subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], check=True)
-    partial = cache / "minbase.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(partial), "http://deb.debian.org/debian"],
-                   check=True, stdout=subprocess.DEVNULL)
-    partial.rename(rootfs)
-    return rootfs
-
-
-def _blob(layout: Path, data: bytes) -> str:
-    digest = hashlib.sha256(data).hexdigest()
-    (layout / "blobs" / "sha256" / digest).write_bytes(data)
-    return f"sha256:{digest}"
-
-
-def minbase_layout(cache: Path, rootfs: Path) -> Path:
-    """One-layer OCI layout of the debootstrapped tree (made once)."""
-    layout = cache / "minbase-layout"
-    if (layout / "index.json").exists():
-        return layout
-    (layout / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-    tar = subprocess.run(["tar", "-C", str(rootfs), "--numeric-owner", "--xattrs", "-cf", "-", "."],
-                         check=True, capture_output=True).stdout
-    layer = _blob(layout, gzip.compress(tar, compresslevel=1, mtime=0))
-    config = json.dumps({"architecture": go_arch(), "os": "linux",
-                         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
-                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(tar).hexdigest()]}}).encode()
-    config_digest = _blob(layout, config)
-    size = (layout / "blobs" / "sha256" / layer[7:]).stat().st_size
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST,
-                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                      "digest": config_digest, "size": len(config)},
-                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                                       "digest": layer, "size": size}]}).encode()
-    digest = _blob(layout, manifest)
-    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
-        {"mediaType": MANIFEST, "digest": digest, "size": len(manifest),
-         "annotations": {"org.opencontainers.image.ref.name": "bookworm"}}]}))
-    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    return layout
 
 
 def contexts(work: Path, base: str) -> dict[int, Path]:
@@ -166,7 +114,8 @@ def measure(base_name: str, base: str, work: Path, registry: Registry, runs: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=Path("/var/tmp/wharfie-bench"), help="debootstrap cache")
+    parser.add_argument("--cache", type=Path, default=Path("/var/cache/wharfie-bench"),
+                        help="bench state dir holding the debootstrapped base (shared with bench.compare)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-buildah", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -174,13 +123,11 @@ def main() -> None:
     if os.geteuid() != 0:
         sys.exit("run as root (debootstrap, sandboxes, overlay mounts)")
     args.cache.mkdir(parents=True, exist_ok=True)
-    layout = minbase_layout(args.cache, debootstrap(args.cache))
-    files = sum(len(f) + len(d) for _, d, f in os.walk(args.cache / "minbase"))
+    base = ensure_debian_base(args.cache)
+    files = sum(len(f) + len(d) for _, d, f in os.walk(base.rootfs))
     with tempfile.TemporaryDirectory(prefix="wharfie-run-bench-", dir="/var/tmp") as tmp, \
             Registry(Path(tmp) / "registry") as registry:
-        minbase = f"{registry.host}/bench/minbase:bookworm"
-        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:bookworm",
-                        f"docker://{minbase}"], check=True)
+        minbase = push_layout(base.oci_ref, f"{registry.host}/bench/minbase:bookworm")
         bases = {"busybox": push_busybox(registry), "debian-minbase": minbase}
         report = {"machine": {"cores": os.cpu_count(), "minbase_paths": files}}
         for name, ref in bases.items():
