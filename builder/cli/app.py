@@ -18,6 +18,11 @@ import click
 from builder.attest.publish import AttestOptions
 from builder.cache.layer_cache import CacheOptions
 from builder.cli.cancel import Cancelled, handle_cancel_signals, private_tmpdir
+from builder.cli.gitlab_destinations import apply_gitlab_conventions, gitlab_options
+from builder.cli.kaniko_argv import KanikoCompatibleCommand
+from builder.cli.kaniko_flags import KanikoSettings, clean_up_after_build, kaniko_options, kaniko_settings
+from builder.cli.log_format import apply_log_format
+from builder.cli.log_sections import build_view
 from builder.engine.options import BuildOptions, OutputOptions, default_cache_dir
 from builder.execution.isolation import resolve_isolation
 from builder.execution.rootless import enter_user_namespace_if_needed
@@ -111,7 +116,7 @@ def cli() -> None:
     """wharfie: build container images from Dockerfiles without a daemon, and push them."""
 
 
-@cli.command()
+@cli.command(cls=KanikoCompatibleCommand)
 @click.argument("context", required=False)
 @click.option("--context", "-c", "flag_context", help="Build context directory (also dir://DIR).")
 @click.option("--dockerfile", "-f", help="Path to the Dockerfile (relative: from here, then in the context).")
@@ -173,26 +178,33 @@ def cli() -> None:
               help="Also write the provenance here (implies --provenance).")
 @click.option("--verbosity", "-v", type=click.Choice(["debug", "info", "warn", "error"]), default="info")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result.")
+@gitlab_options
+@kaniko_options
 def build(**kw: Any) -> None:
     """Build CONTEXT's Dockerfile and push the image to every --destination."""
     _setup_logging(kw["verbosity"], kw["quiet"])
     enter_user_namespace_if_needed(kw["isolation"], sys.argv[1:])
+    kaniko = kaniko_settings(kw)  # kaniko's own flags (builder/cli/kaniko_flags.py)
+    apply_log_format(kaniko.log_format, timestamp=kaniko.log_timestamp)
     with private_tmpdir():
-        _build(kw)
+        _build(kw, kaniko)
 
 
-def _build(kw: dict[str, Any]) -> None:
-    context = _context_dir(kw["context"], kw["flag_context"])
+def _build(kw: dict[str, Any], kaniko: KanikoSettings) -> None:
+    context = kaniko.context(_context_dir(kw["context"], kw["flag_context"]))
+    kw["destinations"], kw["no_push"] = apply_gitlab_conventions(
+        kw["destinations"], no_push=kw["no_push"], push=kw.pop("push"), image_path=kw.pop("image_path"),
+        environ=os.environ)
     if not kw["destinations"] and not kw["no_push"] and not kw["oci_layout_path"]:
         raise click.UsageError("no --destination given: name one, or pass --no-push")
-    output = OutputOptions(
+    output = kaniko.output_options(OutputOptions(
         destinations=tuple(kw["destinations"]), no_push=kw["no_push"],
         digest_file=Path(kw["digest_file"]) if kw["digest_file"] else None,
         image_name_with_digest_file=Path(kw["image_name_with_digest_file"]) if kw["image_name_with_digest_file"] else None,
         oci_layout_path=Path(kw["oci_layout_path"]) if kw["oci_layout_path"] else None,
         manifest_format=kw["manifest_format"], compression=kw["compression"],
         compression_level=kw["compression_level"],
-    )
+    ))
     options = BuildOptions(
         context=context,
         dockerfile=_dockerfile_path(kw["dockerfile"], context),
@@ -214,7 +226,8 @@ def _build(kw: dict[str, Any]) -> None:
         quiet=kw["quiet"],
         isolation=resolve_isolation(kw["isolation"], force=kw["force"], work_root=Path(tempfile.gettempdir())),
         secrets=tuple(parse_secret_flag(value) for value in kw["secrets"]),
-        ignore_paths=tuple(kw["ignore_paths"]),
+        ignore_paths=(*kw["ignore_paths"], *kaniko.ignore_paths),
+        work_dir=kaniko.work_dir,
         snapshot_mode=kw["snapshot_mode"],
         attest=_attest_options(kw),
     )
@@ -225,8 +238,12 @@ def _build(kw: dict[str, Any]) -> None:
 
     client = registry_client(insecure=kw["insecure"], insecure_destinations=kw["destinations"] if kw["insecure_all"] else (),
                              skip_tls_verify=kw["skip_tls_verify"], certificates=kw["certs"], retries=kw["push_retry"],
-                             push_concurrency=kw["push_concurrency"], mirrors=kw["mirrors"], quiet=kw["quiet"])
-    result = build_image(options, client=client)
+                             push_concurrency=kw["push_concurrency"], mirrors=kw["mirrors"], quiet=kw["quiet"],
+                             adjust=lambda o: kaniko.registry_options(
+                                 o, push_to=[*kw["destinations"], kw["cache_repo"], os.environ.get("CI_REGISTRY_IMAGE")]))
+    with build_view(client, quiet=kw["quiet"], log_format=kaniko.log_format):
+        result = build_image(options, client=client)
+    clean_up_after_build(options, kaniko)
     click.echo(result.summary())
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from oci.errors import WharfieError
 from registry.client import RegistryClient
@@ -15,7 +15,9 @@ __all__ = ["registry_client"]
 
 def registry_client(*, insecure: Iterable[str] = (), insecure_destinations: Iterable[str] = (),
                     skip_tls_verify: bool = False, certificates: Iterable[str] = (), retries: int = 3,
-                    push_concurrency: int = 4, mirrors: Iterable[str] = (), quiet: bool = False) -> RegistryClient:
+                    push_concurrency: int = 4, mirrors: Iterable[str] = (), quiet: bool = False,
+                    adjust: Callable[[RegistryOptions], RegistryOptions] | None = None) -> RegistryClient:
+    """`adjust` refines the options made from these flags (kaniko's registry flags: builder/cli/kaniko_flags.py)."""
     hosts = set(insecure) | {parse_reference(d).registry for d in insecure_destinations}
     ca_files: dict[str, str] = {}
     for item in certificates:
@@ -26,4 +28,4 @@ def registry_client(*, insecure: Iterable[str] = (), insecure_destinations: Iter
     options = RegistryOptions(insecure_registries=frozenset(hosts), skip_tls_verify=skip_tls_verify,
                               ca_files=ca_files, retries=retries, push_concurrency=push_concurrency,
                               mirrors=tuple(mirrors))
-    return RegistryClient(options, progress=choose_progress(quiet=quiet))
+    return RegistryClient(adjust(options) if adjust else options, progress=choose_progress(quiet=quiet))

@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from builder.cache.cache_key import layer_format, sources_digest, start_key, step_key
+from builder.engine.phases import phase
 from builder.engine.session import BuildSession, StageResult
 from builder.execution.binfmt import require_runnable
 from builder.execution.inplace import InPlaceRunner, in_place_ignore
@@ -94,7 +95,8 @@ class StageBuilder:
             self.key = start_key("scratch", platform, self._layer_format())
             return scratch_state(platform)
         self.session.log.info("FROM %s", base)
-        state, _ref, digest = self.session.image(base, platform)
+        with phase("pull", f"FROM {base}"):
+            state, _ref, digest = self.session.image(base, platform)
         self.key = start_key(str(digest), platform, self._layer_format())
         if self.stage.platform or self.session.options.platform_requested:
             state = with_platform(state, platform, base, self.session.log)
@@ -134,7 +136,8 @@ class StageBuilder:
         for instr in (*self._onbuild_triggers(), *self.stage.instructions):
             self.session.log.info("%s", instr.original or instr.keyword)
             try:
-                self.step(instr)
+                with phase("step", instr.original or instr.keyword):
+                    self.step(instr)
             except DockerfileError:
                 raise
             except RunFailed as exc:
