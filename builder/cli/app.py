@@ -21,7 +21,6 @@ from builder.cli.cancel import Cancelled, handle_cancel_signals, private_tmpdir
 from builder.cli.gitlab_destinations import apply_gitlab_conventions, gitlab_options
 from builder.cli.kaniko_argv import KanikoCompatibleCommand
 from builder.cli.kaniko_flags import KanikoSettings, clean_up_after_build, kaniko_options, kaniko_settings
-from builder.cli.log_format import apply_log_format
 from builder.cli.log_sections import build_view
 from builder.engine.options import BuildOptions, OutputOptions, default_cache_dir
 from builder.execution.isolation import resolve_isolation
@@ -184,8 +183,7 @@ def build(**kw: Any) -> None:
     """Build CONTEXT's Dockerfile and push the image to every --destination."""
     _setup_logging(kw["verbosity"], kw["quiet"])
     enter_user_namespace_if_needed(kw["isolation"], sys.argv[1:])
-    kaniko = kaniko_settings(kw)  # kaniko's own flags (builder/cli/kaniko_flags.py)
-    apply_log_format(kaniko.log_format, timestamp=kaniko.log_timestamp)
+    kaniko = kaniko_settings(kw)  # kaniko's own flags, --log-format applied (builder/cli/kaniko_flags.py)
     with private_tmpdir():
         _build(kw, kaniko)
 

@@ -142,7 +142,7 @@ def _rewrite(args: Sequence[str], specs: Mapping[str, _Spec], notes: list[str]) 
 def _from_environment(args: list[str], environ: Mapping[str, str], notes: list[str]) -> list[str]:
     """kaniko's KANIKO_* variables (root.go's validateFlags, config.KanikoDir), read after the flags as kaniko does."""
     tail: list[str] = []
-    if "KANIKO_NO_PUSH" in environ:  # overrides --no-push, as in kaniko
+    if environ.get("KANIKO_NO_PUSH"):  # overrides --no-push, as in kaniko
         try:
             no_push = go_bool(environ["KANIKO_NO_PUSH"], "KANIKO_NO_PUSH")
         except click.BadParameter as exc:

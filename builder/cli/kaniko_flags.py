@@ -23,6 +23,7 @@ from typing import Any, Literal
 import click
 
 from builder.cli.kaniko_argv import NOTES_KEY, go_bool
+from builder.cli.log_format import apply_log_format
 from builder.engine.options import BuildOptions, OutputOptions
 from builder.execution.inplace import clear_root, in_place_ignore
 from registry.options import RegistryOptions
@@ -271,16 +272,20 @@ def _explain(kw: Mapping[str, Any], notes: Iterable[str]) -> None:
 
 
 def kaniko_settings(kw: dict[str, Any]) -> KanikoSettings:
-    """Take the kaniko flags out of `kw` (click's values) and turn them into settings; log what each does."""
+    """Take the kaniko flags out of `kw` (click's values) and turn them into settings.
+
+    The log format is applied at once (logging is already set up), then what each flag given does is logged.
+    """
+    log_format = kw["kaniko_log_format"] or "color"
+    if log_format not in ("text", "color", "json"):
+        raise click.BadParameter(f"not a valid log format: {log_format!r} (text, color or json)",
+                                 param_hint="--log-format")
+    apply_log_format(log_format, timestamp=bool(_bool(kw, "log-timestamp")))
     context = click.get_current_context(silent=True)
     _explain(kw, context.meta.get(NOTES_KEY, ()) if context is not None else ())
     if kw["kaniko_bucket"]:
         raise click.BadParameter("build contexts from cloud buckets are not supported: check the context out "
                                  "in the job and pass --context DIR", param_hint="--bucket")
-    log_format = kw["kaniko_log_format"] or "color"
-    if log_format not in ("text", "color", "json"):
-        raise click.BadParameter(f"not a valid log format: {log_format!r} (text, color or json)",
-                                 param_hint="--log-format")
     retries = [kw["kaniko_image_download_retry"] or 0, kw["kaniko_image_fs_extract_retry"] or 0]
     settings = KanikoSettings(
         context_sub_path=kw["kaniko_context_sub_path"],
@@ -304,8 +309,8 @@ def kaniko_settings(kw: dict[str, Any]) -> KanikoSettings:
     return settings
 
 
-def clean_up_after_build(options: BuildOptions, settings: KanikoSettings) -> None:
-    """kaniko's --cleanup: after an in-place build, clear `/` but for what in-place builds never touch."""
+def clean_up_after_build(options: BuildOptions, settings: KanikoSettings, *, root: Path = Path("/")) -> None:
+    """kaniko's --cleanup: after an in-place build, clear `root` but for what in-place builds never touch."""
     if not settings.cleanup:
         return
     if options.isolation.mode != "in-place":
@@ -313,5 +318,5 @@ def clean_up_after_build(options: BuildOptions, settings: KanikoSettings) -> Non
         return
     ignore = in_place_ignore(work_dir=Path(tempfile.gettempdir()), cache_dir=options.cache_dir,
                              context=options.context, extra=options.ignore_paths)
-    log.info("--cleanup: clearing / (keeping %d ignored paths)", len(ignore))
-    clear_root(Path("/"), ignore)
+    log.info("--cleanup: clearing %s (keeping %d ignored paths)", root, len(ignore))
+    clear_root(root, ignore)
