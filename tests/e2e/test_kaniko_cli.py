@@ -315,3 +315,21 @@ def test_cleanup_clears_the_root_but_what_in_place_keeps(tmp_path: Path) -> None
     sandboxed = BuildOptions(context=Path("/srv/ctx"), dockerfile=Path("/srv/ctx/Dockerfile"))
     clean_up_after_build(sandboxed, KanikoSettings(cleanup=True), root=root)
     assert (root / "keep/data").exists()
+
+
+def test_push_ignore_immutable_tag_errors(registry_open: Registry, tmp_path: Path, fault_proxy) -> None:
+    """A registry refusing to overwrite a tag with Artifact Registry's words: kaniko's flag makes it a success."""
+    from fixtures.proxy import Fault
+
+    proxy = fault_proxy(registry_open)
+    body = json.dumps({"errors": [{"code": "DENIED", "message": "The repository has enabled tag immutability"}]})
+    context = context_with(tmp_path, "FROM scratch\nCOPY a /a\n", {"a": "a\n"})
+    common = ["build", str(context), "-d", f"{proxy.host}/kaniko/immutable:1", "--insecure-registry", proxy.host,
+              "--cache-dir", str(tmp_path / "cache"), "--push-retry", "0"]
+    proxy.add_fault(Fault("/manifests/1", "PUT", "status", 403, {"Content-Type": "application/json"},
+                          body.encode(), times=2))
+    refused = wharfie(*common)
+    assert refused.returncode == 1 and "tag immutability" in refused.stderr
+    ignored = wharfie(*common, "--push-ignore-immutable-tag-errors=true")
+    assert ignored.returncode == 0, ignored.stderr
+    assert "immutable tag error ignored" in ignored.stderr
