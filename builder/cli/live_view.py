@@ -15,7 +15,9 @@ import sys
 from types import TracebackType
 from typing import Self, TextIO
 
-from rich.progress import TaskID
+from rich.console import Group
+from rich.live import Live
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from builder.engine.phases import Phase
 from registry.progress import TerminalProgress, new_live_progress
@@ -37,13 +39,17 @@ class LiveView:
     """A context manager and phase listener; `blobs` is the registry progress that draws into the same display."""
 
     def __init__(self, stream: TextIO) -> None:
-        self.bars = new_live_progress(stream)
-        self.blobs = TerminalProgress(bars=self.bars)
+        bars = new_live_progress(stream)
+        self.blobs = TerminalProgress(bars=bars)
+        # Phases show a spinner, the title and the time so far; blobs their bars below.
+        self._phase_view = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False),
+                                    TimeElapsedColumn(), console=bars.console)
+        self._live = Live(Group(self._phase_view, bars), console=bars.console, transient=True)
         self._phases: list[TaskID] = []
         self._handlers: list[tuple[logging.StreamHandler[TextIO], TextIO]] = []
 
     def __enter__(self) -> Self:
-        self.bars.start()  # replaces sys.stdout/sys.stderr with rich's proxies, printed above the display
+        self._live.start()  # replaces sys.stdout/sys.stderr with rich's proxies, printed above the display
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.StreamHandler):
                 self._handlers.append((handler, handler.setStream(_CurrentStderr())))  # type: ignore[arg-type]
@@ -53,10 +59,10 @@ class LiveView:
                  traceback: TracebackType | None) -> None:
         for handler, stream in self._handlers:
             handler.setStream(stream)
-        self.bars.stop()
+        self._live.stop()
 
     def begin(self, phase: Phase) -> None:
-        self._phases.append(self.bars.add_task(phase.title, total=None))
+        self._phases.append(self._phase_view.add_task(phase.title, total=None))
 
     def end(self, phase: Phase, *, ok: bool) -> None:
-        self.bars.remove_task(self._phases.pop())
+        self._phase_view.remove_task(self._phases.pop())

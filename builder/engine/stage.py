@@ -94,8 +94,8 @@ class StageBuilder:
         if base == "scratch":
             self.key = start_key("scratch", platform, self._layer_format())
             return scratch_state(platform)
-        self.session.log.info("FROM %s", base)
         with phase("pull", f"FROM {base}"):
+            self.session.log.info("FROM %s", base)
             state, _ref, digest = self.session.image(base, platform)
         self.key = start_key(str(digest), platform, self._layer_format())
         if self.stage.platform or self.session.options.platform_requested:
@@ -134,9 +134,9 @@ class StageBuilder:
     # -- the loop -------------------------------------------------------------
     def run(self) -> StageResult:
         for instr in (*self._onbuild_triggers(), *self.stage.instructions):
-            self.session.log.info("%s", instr.original or instr.keyword)
             try:
                 with phase("step", instr.original or instr.keyword):
+                    self.session.log.info("%s", instr.original or instr.keyword)
                     self.step(instr)
             except DockerfileError:
                 raise
