@@ -203,7 +203,7 @@ def _build(kw: dict[str, Any], kaniko: KanikoSettings) -> None:
         manifest_format=kw["manifest_format"], compression=kw["compression"],
         compression_level=kw["compression_level"],
     ))
-    options = BuildOptions(
+    options = kaniko.build_options(BuildOptions(
         context=context,
         dockerfile=_dockerfile_path(kw["dockerfile"], context),
         output=output,
@@ -224,11 +224,10 @@ def _build(kw: dict[str, Any], kaniko: KanikoSettings) -> None:
         quiet=kw["quiet"],
         isolation=resolve_isolation(kw["isolation"], force=kw["force"], work_root=Path(tempfile.gettempdir())),
         secrets=tuple(parse_secret_flag(value) for value in kw["secrets"]),
-        ignore_paths=(*kw["ignore_paths"], *kaniko.ignore_paths),
-        work_dir=kaniko.work_dir,
+        ignore_paths=tuple(kw["ignore_paths"]),
         snapshot_mode=kw["snapshot_mode"],
         attest=_attest_options(kw),
-    )
+    ))
     for destination in kw["destinations"]:
         parse_reference(destination)  # a bad --destination fails now, not after the build
     from builder.engine.build import build_image

@@ -80,8 +80,8 @@ KANIKO_FLAGS: tuple[KanikoFlag, ...] = (
        "DIR/.docker is the docker config when DOCKER_CONFIG is kaniko's /kaniko/.docker"),
     _f("tar-path", "string", "mapped", "also write the image as a docker archive (docker load, skopeo "
        "docker-archive:), tagged with the destinations"),
-    _f("single-snapshot", "bool", "inert", "not implemented yet: every step still makes its own layer "
-       "(the image's files are the same)"),
+    _f("single-snapshot", "bool", "mapped", "each stage's own steps make one layer, the difference between its "
+       "base's tree and its final tree"),
     _f("reproducible", "bool", "native", "clamp timestamps for equal digests"),
     _f("target", "string", "native", "build up to this stage"),
     _f("no-push", "bool", "native", "build only; push nothing"),
@@ -172,6 +172,7 @@ class KanikoSettings:
     log_format: str = "color"
     log_timestamp: bool = False
     cleanup: bool = False
+    single_snapshot: bool = False
     work_dir: Path | None = None
     min_retries: int = 0
     registry: Mapping[str, Any] = field(default_factory=dict)  # RegistryOptions fields
@@ -185,6 +186,10 @@ class KanikoSettings:
             raise click.BadParameter(f"{self.context_sub_path} is not a directory in the context {context}",
                                      param_hint="--context-sub-path")
         return path
+
+    def build_options(self, options: BuildOptions) -> BuildOptions:
+        return replace(options, ignore_paths=(*options.ignore_paths, *self.ignore_paths),
+                       single_snapshot=self.single_snapshot, work_dir=self.work_dir or options.work_dir)
 
     def output_options(self, output: OutputOptions) -> OutputOptions:
         return replace(output, tar_path=self.tar_path, image_name_tag_with_digest_file=self.image_name_tag_with_digest_file,
@@ -297,6 +302,7 @@ def kaniko_settings(kw: dict[str, Any]) -> KanikoSettings:
         log_format=log_format,
         log_timestamp=bool(_bool(kw, "log-timestamp")),
         cleanup=bool(_bool(kw, "cleanup")),
+        single_snapshot=bool(_bool(kw, "single-snapshot")),
         work_dir=_kaniko_dir(kw["kaniko_kaniko_dir"]),
         min_retries=max(retries),
         registry=_registry_fields(kw),

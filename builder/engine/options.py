@@ -63,4 +63,5 @@ class BuildOptions:
     secrets: tuple[SecretSource, ...] = ()
     ignore_paths: tuple[str, ...] = ()  # --ignore-path: never captured in a layer
     snapshot_mode: str = "redo"  # kaniko's full | redo | time, for the walk snapshotter
+    single_snapshot: bool = False  # kaniko's --single-snapshot: one layer per stage (builder/image/squash.py)
     attest: AttestOptions = field(default_factory=AttestOptions)  # --sbom, --provenance

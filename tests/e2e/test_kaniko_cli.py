@@ -204,11 +204,11 @@ def test_bad_log_format_is_refused(tmp_path: Path) -> None:
 def test_inert_flags_say_why_under_debug(tmp_path: Path) -> None:
     context = context_with(tmp_path, "FROM scratch\nCOPY a /a\n", {"a": "a\n"})
     inert = ["--compressed-caching=false", "--use-new-run", "--git", "branch=main", "--force-build-metadata=true",
-             "--skip-push-permission-check", "--preserve-context", "--single-snapshot"]
+             "--skip-push-permission-check", "--preserve-context"]
     result = wharfie("build", str(context), "--no-push", "-v", "debug", *inert, "--cache-dir", str(tmp_path / "cache"))
     assert result.returncode == 0, result.stderr
     for flag in ("compressed-caching", "use-new-run", "git", "force-build-metadata", "skip-push-permission-check",
-                 "preserve-context", "single-snapshot"):
+                 "preserve-context"):
         assert f"kaniko flag --{flag} changes nothing here: " in result.stderr, flag
     quiet = wharfie("build", str(context), "--no-push", *inert, "--cache-dir", str(tmp_path / "cache"))
     assert "changes nothing" not in quiet.stderr
@@ -333,3 +333,29 @@ def test_push_ignore_immutable_tag_errors(registry_open: Registry, tmp_path: Pat
     ignored = wharfie(*common, "--push-ignore-immutable-tag-errors=true")
     assert ignored.returncode == 0, ignored.stderr
     assert "immutable tag error ignored" in ignored.stderr
+
+
+def test_single_snapshot_one_layer_per_stage(registry_open: Registry, busybox_ref: str, tmp_path: Path) -> None:
+    """In place: tests/isolation/test_inplace_single_snapshot.py."""
+    host = registry_open.host
+    dockerfile = (f"FROM {busybox_ref} AS tools\nRUN echo tool > /tool\nRUN echo more >> /tool\n"
+                  f"FROM {busybox_ref}\nRUN echo a > /a && mkdir /d && echo x > /d/x\nRUN rm /bin/vi /d/x\n"
+                  "COPY --from=tools /tool /tool\nCOPY f /f\nENV X=1\n")
+    context = context_with(tmp_path, dockerfile, {"f": "f\n"})
+    common = ["build", str(context), "--insecure-registry", host, "--cache-dir", str(tmp_path / "cache")]
+    assert wharfie(*common, "-d", f"{host}/kaniko/single:steps").returncode == 0
+    result = wharfie(*common, "-d", f"{host}/kaniko/single:one", "--single-snapshot")
+    assert result.returncode == 0, result.stderr
+    steps = read_back(f"{host}/kaniko/single:steps", tmp_path / "rb1", ["--src-tls-verify=false"])
+    one = read_back(f"{host}/kaniko/single:one", tmp_path / "rb2", ["--src-tls-verify=false"])
+    base_layers = len(skopeo_inspect(busybox_ref, ["--tls-verify=false"])["Layers"])
+    assert len(steps.manifest["layers"]) == base_layers + 4
+    assert len(one.manifest["layers"]) == base_layers + 1
+    assert tree_of(one.rootfs) == tree_of(steps.rootfs), "the same files, whiteouts included"
+    tree = tree_of(one.rootfs)
+    assert tree["tool"][4] == "tool\nmore\n" and tree["a"][4] == "a\n" and "bin/vi" not in tree and "d/x" not in tree
+    history = one.config["history"]
+    own = history[len(history) - 5:]
+    assert [h.get("empty_layer", False) for h in own] == [True, True, True, True, False], "the last step holds it"
+    assert own[-1]["created_by"].startswith("ENV X=1")
+    assert sum(1 for h in history if not h.get("empty_layer")) == len(one.manifest["layers"])
