@@ -1,14 +1,16 @@
-"""Fixtures of the example-pipeline tests: `wharfie` on PATH, and a GitLab project per example (job_bed.py)."""
+"""Fixtures of the example-pipeline tests: where jobs run (runners.py), and a GitLab project per example (job_bed.py)."""
 
 from __future__ import annotations
 
 import stat
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from job_bed import PROJECT_IDS, REPO, GitLabJobBed
+from runners import HostRunner, JobRunner, PodmanRunner
 
 from fixtures.gitlab_api import GitLabAPIServer
 from fixtures.registry import Registry
@@ -24,9 +26,21 @@ def wharfie_on_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+@pytest.fixture(scope="session")
+def job_runner(request: pytest.FixtureRequest, wharfie_on_path: Path) -> JobRunner:
+    """wharfie's image under podman when the session can build it (fixture `wharfie_image`), else this host."""
+    try:
+        image = request.getfixturevalue("wharfie_image")
+    except pytest.FixtureLookupError:
+        warnings.warn("tests/gitlab_ci: no `wharfie_image` fixture visible here (tests/image/conftest.py defines it "
+                      "for tests/image only): the example jobs run on the host with this checkout's wharfie",
+                      stacklevel=1)
+        return HostRunner(wharfie_on_path)
+    return PodmanRunner(image)
+
+
 @pytest.fixture
-def job_bed(registry_token: Registry, token_accounts, wharfie_on_path: Path,
-            tmp_path: Path) -> Iterator[Callable[..., GitLabJobBed]]:
+def job_bed(registry_token: Registry, token_accounts, tmp_path: Path) -> Iterator[Callable[..., GitLabJobBed]]:
     """``job_bed("default-branch")``: the example's project, GitLab API and job variables, stopped after the test.
 
     ``job_bed(example, name)`` names the project otherwise, for tests running one example more than once.
@@ -43,8 +57,8 @@ def job_bed(registry_token: Registry, token_accounts, wharfie_on_path: Path,
         project.mkdir()
         home = tmp_path / "home"
         home.mkdir()
-        return GitLabJobBed(example, name or example, registry_token, api, project, job.password, reader.username, reader.password,
-                            wharfie_on_path, home)
+        return GitLabJobBed(example, name or example, registry_token, api, project, job.password, reader.username,
+                            reader.password, home)
 
     yield make
     for server in servers:

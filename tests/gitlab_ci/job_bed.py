@@ -1,16 +1,7 @@
-"""One example pipeline's GitLab project for the tests: registry path, API, project directory, job variables.
-
-Each job runs its `script:` lines in a shell with a clean environment: the
-job's CI_* variables, `SSL_CERT_FILE` naming the test CA (as a runner with a
-private CA sets it) and `wharfie` on `PATH`. That `wharfie` is this checkout
-(`python -m builder` behind a shim): the image these examples name in `image:`
-is built by scripts/image.sh, and no session fixture provides it to these tests
-yet, so the scripts run on the host, not in the image under podman.
-"""
+"""One example pipeline's GitLab project for the tests: registry path, API, project directory, job variables."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +27,7 @@ class GitLabJobBed:
     job_token: str
     deploy_user: str
     deploy_password: str
-    path_dir: Path
-    home: Path
+    home: Path  # the job's $HOME
 
     @property
     def project_path(self) -> str:
@@ -62,13 +52,3 @@ class GitLabJobBed:
             "CI_DEFAULT_BRANCH": "main", "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_REF_NAME": ref,
         }
         return {**base, **pipeline}
-
-    def environment(self, variables: dict[str, str]) -> dict[str, str]:
-        """What the job's shell starts with: nothing of the test runner's but its session mark."""
-        env = {"PATH": f"{self.path_dir}:/usr/local/bin:/usr/bin:/bin", "HOME": str(self.home),
-               "LANG": "C.UTF-8", "TMPDIR": os.environ.get("TMPDIR", "/tmp"),
-               "SSL_CERT_FILE": str(self.registry.ca_file)}
-        mark = os.environ.get("WHARFIE_TEST_SESSION")
-        if mark:
-            env["WHARFIE_TEST_SESSION"] = mark
-        return {**env, **variables}

@@ -6,7 +6,7 @@ winning), `variables` (global, then the job's, then a `parallel:matrix`
 entry's), `rules` with `if:` expressions (``$VAR``, ``$A == $B``,
 ``$A == "text"``, ``!=``, ``=~ /regex/``; the first rule that matches adds the
 job, none: the job is not in the pipeline), and `script` lines run in order in
-one shell that stops at the first failing line. Anything else in an `if:` is an
+one shell that stops at the first failing line (runners.py). Anything else in an `if:` is an
 error here, so an example cannot drift into syntax these tests do not check.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Job", "jobs_of", "rule_matches", "run_script"]
+__all__ = ["Job", "jobs_of", "rule_matches"]
 
 _KEYWORDS = {"stages", "variables", "default", "workflow", "include", "image", "services", "before_script",
              "after_script", "cache"}
@@ -117,11 +116,3 @@ def jobs_of(path: Path, pipeline: Mapping[str, str]) -> list[Job]:
             script = job["script"] if isinstance(job["script"], list) else [job["script"]]
             jobs.append(Job(label, job.get("stage", "test"), tuple(script), variables))
     return sorted(jobs, key=lambda j: stages.index(j.stage))
-
-
-def run_script(job: Job, env: Mapping[str, str], *, cwd: Path, shell: list[str],
-               timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """The job's script lines in one shell (`shell` + the script), stopping at the first line that fails."""
-    script = "set -e\n" + "\n".join(job.script) + "\n"
-    return subprocess.run([*shell, script], env={**env, **job.variables}, cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, check=False)

@@ -17,20 +17,21 @@ from collections.abc import Callable
 
 import pytest
 from job_bed import EXAMPLES, PROJECT_IDS, SHA, GitLabJobBed
-from pipeline import Job, jobs_of, rule_matches, run_script
+from pipeline import Job, jobs_of, rule_matches
+from runners import JobRunner
 
 from fixtures.registry import Registry
 
 BedMaker = Callable[..., GitLabJobBed]
 
 
-def run_pipeline(bed: GitLabJobBed, **pipeline: str) -> list[tuple[Job, subprocess.CompletedProcess[str]]]:
+def run_pipeline(bed: GitLabJobBed, runner: JobRunner, **pipeline: str) -> list[tuple[Job, subprocess.CompletedProcess[str]]]:
     """Run every job of the example's pipeline in stage order; each must succeed."""
     variables = bed.variables(**pipeline)
     done = []
     for job in jobs_of(EXAMPLES / bed.example / ".gitlab-ci.yml", variables):
-        result = run_script(job, bed.environment(variables), cwd=bed.project_dir, shell=["/bin/sh", "-c"])
-        assert result.returncode == 0, f"job {job.name} failed:\n{result.stdout}\n{result.stderr}"
+        result = runner.run(job, variables, bed)
+        assert result.returncode == 0, f"job {job.name} failed {runner.where}:\n{result.stdout}\n{result.stderr}"
         assert bed.job_token not in result.stdout + result.stderr, "the job token is never printed"
         done.append((job, result))
     return done
@@ -85,21 +86,21 @@ def test_rules_evaluation(expression: str, env: dict[str, str], expected: bool) 
     assert rule_matches(expression, env) is expected
 
 
-def test_default_branch(job_bed: BedMaker, busybox_ref: str) -> None:
+def test_default_branch(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: str) -> None:
     bed = job_bed("default-branch")
     write_project(bed, {"Dockerfile": f"FROM {busybox_ref}\nCOPY app.txt /\n", "app.txt": "app\n"})
     assert not jobs_of(EXAMPLES / bed.example / ".gitlab-ci.yml", bed.variables(CI_COMMIT_BRANCH="topic"))
-    [(_job, result)] = run_pipeline(bed, CI_COMMIT_BRANCH="main", CI_COMMIT_REF_SLUG="main")
+    [(_job, result)] = run_pipeline(bed, job_runner, CI_COMMIT_BRANCH="main", CI_COMMIT_REF_SLUG="main")
     pushed = tags(bed.registry, bed.project_path)
     assert sorted(pushed) == sorted([SHA, "latest"]) and len(set(pushed.values())) == 1
     assert f"pushed {bed.image}:latest@{pushed['latest']}" in result.stdout
 
 
-def test_merge_request(job_bed: BedMaker, busybox_ref: str) -> None:
+def test_merge_request(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: str) -> None:
     bed = job_bed("merge-request")
     write_project(bed, {"Dockerfile": f"FROM {busybox_ref}\nCOPY app.txt /\n", "app.txt": "app\n"})
     assert not jobs_of(EXAMPLES / bed.example / ".gitlab-ci.yml", bed.variables(CI_COMMIT_BRANCH="main"))
-    [(_job, result)] = run_pipeline(bed, CI_PIPELINE_SOURCE="merge_request_event",
+    [(_job, result)] = run_pipeline(bed, job_runner, CI_PIPELINE_SOURCE="merge_request_event",
                                     CI_MERGE_REQUEST_SOURCE_BRANCH_NAME="fix/thing", CI_COMMIT_REF_SLUG="fix-thing")
     assert "built, not pushed (--push pushes it)" in result.stderr
     digest = (bed.project_dir / "image-digest.txt").read_text()
@@ -109,11 +110,11 @@ def test_merge_request(job_bed: BedMaker, busybox_ref: str) -> None:
 
 @pytest.mark.parametrize(("tag", "expected"), [("v1.4.2", ["1", "1.4", "1.4.2", "latest"]),
                                                ("v2.0.0-rc.1", ["2.0.0-rc.1"])])
-def test_release_tags(job_bed: BedMaker, busybox_ref: str, tag: str, expected: list[str]) -> None:
+def test_release_tags(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: str, tag: str, expected: list[str]) -> None:
     bed = job_bed("release-tags", f"release-{tag}")
     write_project(bed, {"Dockerfile": f"FROM {busybox_ref}\nCOPY app.txt /\n", "app.txt": "app\n"})
     assert not jobs_of(EXAMPLES / bed.example / ".gitlab-ci.yml", bed.variables(CI_COMMIT_TAG="nightly"))
-    run_pipeline(bed, CI_COMMIT_TAG=tag)
+    run_pipeline(bed, job_runner, CI_COMMIT_TAG=tag)
     pushed = tags(bed.registry, bed.project_path)
     assert sorted(pushed) == sorted(expected)
     digest = pushed[expected[0]]
@@ -121,14 +122,14 @@ def test_release_tags(job_bed: BedMaker, busybox_ref: str, tag: str, expected: l
     assert sorted(released) == sorted(f"{bed.image}:{t}@{digest}" for t in expected)
 
 
-def test_remote_cache(job_bed: BedMaker, busybox_ref: str) -> None:
+def test_remote_cache(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: str) -> None:
     bed = job_bed("remote-cache")
     write_project(bed, {"Dockerfile": f"FROM {busybox_ref}\nRUN echo built > /built.txt\nCOPY app.txt /\n",
                         "app.txt": "app\n"})
-    [(_job, first)] = run_pipeline(bed, CI_COMMIT_BRANCH="topic", CI_COMMIT_REF_SLUG="topic")
+    [(_job, first)] = run_pipeline(bed, job_runner, CI_COMMIT_BRANCH="topic", CI_COMMIT_REF_SLUG="topic")
     assert "cache hit" not in first.stderr
     assert tags(bed.registry, f"{bed.project_path}/cache"), "steps stored in $CI_REGISTRY_IMAGE/cache"
-    [(_job, second)] = run_pipeline(bed, CI_COMMIT_BRANCH="topic", CI_COMMIT_REF_SLUG="topic",
+    [(_job, second)] = run_pipeline(bed, job_runner, CI_COMMIT_BRANCH="topic", CI_COMMIT_REF_SLUG="topic",
                                     CI_COMMIT_SHA="1" * 40)
     assert second.stderr.count("cache hit") == 2, second.stderr
     layers = [json.loads(skopeo(bed.registry, "inspect", f"docker://{bed.image}:{tag}").stdout)["Layers"]
@@ -136,21 +137,21 @@ def test_remote_cache(job_bed: BedMaker, busybox_ref: str) -> None:
     assert layers[0] == layers[1], "a fully cached rebuild has the same layers (only its dates differ)"
 
 
-def test_several_images(job_bed: BedMaker, busybox_ref: str) -> None:
+def test_several_images(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: str) -> None:
     bed = job_bed("several-images")
     write_project(bed, {"api/Dockerfile": f"FROM {busybox_ref}\nCOPY api.txt /\n", "api/api.txt": "api\n",
                         "worker/Dockerfile": "FROM scratch\nCOPY worker.txt /\n", "worker/worker.txt": "worker\n"})
-    done = run_pipeline(bed, CI_COMMIT_BRANCH="main", CI_COMMIT_REF_SLUG="main")
+    done = run_pipeline(bed, job_runner, CI_COMMIT_BRANCH="main", CI_COMMIT_REF_SLUG="main")
     assert [job.name for job, _ in done] == ["api", "worker"]
     api, worker = tags(bed.registry, f"{bed.project_path}/api"), tags(bed.registry, f"{bed.project_path}/worker")
     assert sorted(api) == sorted(worker) == sorted([SHA, "latest"])
     assert api[SHA] != worker[SHA]
 
 
-def test_multi_arch(job_bed: BedMaker) -> None:
+def test_multi_arch(job_runner: JobRunner, job_bed: BedMaker) -> None:
     bed = job_bed("multi-arch")
     write_project(bed, {"Dockerfile": "FROM scratch\nCOPY app.txt /\n", "app.txt": "app\n"})
-    done = run_pipeline(bed, CI_COMMIT_BRANCH="main", CI_COMMIT_REF_SLUG="main")
+    done = run_pipeline(bed, job_runner, CI_COMMIT_BRANCH="main", CI_COMMIT_REF_SLUG="main")
     assert [job.name for job, _ in done] == ["build: [amd64]", "build: [arm64]", "manifest"]
     index = json.loads(skopeo(bed.registry, "inspect", "--raw", f"docker://{bed.image}:{SHA}").stdout)
     platforms = sorted(f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"])
@@ -159,7 +160,7 @@ def test_multi_arch(job_bed: BedMaker) -> None:
     assert {m["digest"] for m in index["manifests"]} == {per_arch[f"{SHA}-amd64"], per_arch[f"{SHA}-arm64"]}
 
 
-def test_scheduled_cleanup(job_bed: BedMaker, busybox_ref: str) -> None:
+def test_scheduled_cleanup(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: str) -> None:
     bed = job_bed("scheduled-cleanup")
     names = ["latest", "v1.0.0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"]
     for name in names:
@@ -169,17 +170,17 @@ def test_scheduled_cleanup(job_bed: BedMaker, busybox_ref: str) -> None:
     for name, days in (("t1", 90), ("t2", 60), ("t3", 40), ("v1.0.0", 400), ("latest", 400)):
         bed.api.set_created(bed.project_path, name, now - dt.timedelta(days=days))
     assert not jobs_of(EXAMPLES / bed.example / ".gitlab-ci.yml", bed.variables(CI_COMMIT_BRANCH="main"))
-    run_pipeline(bed, CI_PIPELINE_SOURCE="schedule", CI_COMMIT_BRANCH="main")
+    run_pipeline(bed, job_runner, CI_PIPELINE_SOURCE="schedule", CI_COMMIT_BRANCH="main")
     # The 5 newest of t1..t7 stay (t3..t7), latest and the version always; t1 and t2 are old: gone.
     assert sorted(tags(bed.registry, bed.project_path)) == ["latest", "t3", "t4", "t5", "t6", "t7", "v1.0.0"]
     assert {c.token_header for c in bed.api.calls} == {"JOB-TOKEN"}
 
 
-def test_deploy_token_pull(job_bed: BedMaker, busybox_ref: str) -> None:
+def test_deploy_token_pull(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: str) -> None:
     bed = job_bed("deploy-token-pull")
     copied = skopeo(bed.registry, "copy", "--quiet", f"docker://{busybox_ref}", f"docker://{bed.image}:{SHA}")
     assert copied.returncode == 0, copied.stderr
-    [(_job, result)] = run_pipeline(bed, CI_COMMIT_BRANCH="main")
+    [(_job, result)] = run_pipeline(bed, job_runner, CI_COMMIT_BRANCH="main")
     archive = bed.project_dir / "image.tar"
     inspected = subprocess.run(["skopeo", "inspect", f"docker-archive:{archive}"], capture_output=True, text=True,
                                check=False)
