@@ -67,14 +67,17 @@ class RegistryClient:
 
     # -- mirrors -----------------------------------------------------------------------------
     def read_candidates(self, ref: Reference) -> list[Reference]:
-        """Where to read `ref` from, in order: Docker Hub mirrors, then the reference itself."""
-        if ref.registry != DEFAULT_REGISTRY or not self.options.mirrors:
+        """Where to read `ref` from, in order: its registry's mirrors (--registry-map, and
+        --registry-mirror for Docker Hub), then the reference itself unless told not to fall back."""
+        mirrors = [*self.options.registry_maps.get(ref.registry, ()),
+                   *(self.options.mirrors if ref.registry == DEFAULT_REGISTRY else ())]
+        if not mirrors:
             return [ref]
         out = []
-        for mirror in self.options.mirrors:
+        for mirror in mirrors:
             host, _, prefix = mirror.removeprefix("https://").removeprefix("http://").partition("/")
             out.append(ref.with_registry(host, prefix))
-        return [*out, ref]
+        return out if self.options.skip_default_registry_fallback else [*out, ref]
 
     def _from_mirrors(self, ref: Reference, action: Callable[[Reference], T]) -> T:
         candidates = self.read_candidates(ref)

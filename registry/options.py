@@ -22,6 +22,12 @@ class RegistryOptions:
     Hosts are written as in references (``host:port``; ``docker.io`` for Docker Hub).
     `mirrors` are docker's ``registry-mirrors``: ``HOST[:PORT][/PATH]`` tried, in
     order, before Docker Hub for reads, which fall back to Docker Hub itself.
+    `registry_maps` does the same for any registry (kaniko's ``--registry-map``):
+    reads of a host's images try its mirrors first; with
+    `skip_default_registry_fallback` they never fall back to the host itself.
+    `pull_insecure` and `pull_skip_tls_verify` (kaniko's ``--insecure-pull``,
+    ``--skip-tls-verify-pull``) relax only the registries the build does not push
+    to (not in `push_registries`): plain HTTP after HTTPS fails, no certificate check.
     """
 
     insecure_registries: frozenset[str] = frozenset()
@@ -39,3 +45,11 @@ class RegistryOptions:
     user_agent: str = "wharfie/0.1"
     use_docker_config: bool = True
     """Read docker's config.json and GitLab CI variables for credentials (tests turn this off)."""
+    skip_tls_verify_registries: frozenset[str] = frozenset()
+    client_certificates: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """HOST -> (certificate file, key file) presented for mutual TLS."""
+    registry_maps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    skip_default_registry_fallback: bool = False
+    pull_insecure: bool = False
+    pull_skip_tls_verify: bool = False
+    push_registries: frozenset[str] = frozenset()

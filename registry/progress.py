@@ -2,7 +2,7 @@
 
 Verbs report to a `Progress` (start, advance, finish per blob); the CLI picks
 the view: `TerminalProgress` on a TTY (a bar per blob with bytes, rate and
-ETA, drawn with a few ANSI escapes: not worth a dependency), `LogProgress`
+ETA, drawn by rich rather than by escape codes of our own), `LogProgress`
 (one line per finished blob) otherwise, `NullProgress` for ``-q``.
 """
 
@@ -15,7 +15,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
-__all__ = ["LogProgress", "NullProgress", "Progress", "TerminalProgress", "choose_progress", "human_size"]
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.progress import Progress as RichBars
+
+__all__ = ["LogProgress", "NullProgress", "Progress", "TerminalProgress", "choose_progress", "human_size",
+           "new_live_progress"]
 
 log = logging.getLogger(__name__)
 
@@ -85,71 +98,51 @@ class LogProgress:
             self._log.info("%s %s", status, entry.label)
 
 
+def new_live_progress(stream: TextIO = sys.stderr) -> RichBars:
+    """rich's progress display on `stream`: a bar, size, rate and time left per task; a spinner when unsized."""
+    console = Console(file=stream)
+    return RichBars(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), TimeRemainingColumn(), console=console, transient=True)
+
+
 class TerminalProgress:
-    """A bar per active blob, redrawn in place at most ten times a second."""
+    """A bar per blob in flight, drawn by rich; a finished blob leaves one line above the bars.
 
-    _WIDTH = 24
+    rich (a widely used, maintained library) owns the terminal: redraw rate, width, cursor, and
+    lines printed meanwhile through its console. Given `bars`, it draws into a display its
+    caller runs (the build's live view, builder/cli/live_view.py); else it runs its own while blobs move.
+    """
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
-        self._stream = stream
-        self._entries: dict[str, _Entry] = {}
+    def __init__(self, stream: TextIO = sys.stderr, *, bars: RichBars | None = None) -> None:
+        self._own = bars is None
+        self._bars = bars or new_live_progress(stream)
+        self._tasks: dict[str, tuple[TaskID, _Entry]] = {}
         self._lock = threading.Lock()
-        self._drawn = 0
-        self._last = 0.0
 
     def start(self, key: str, label: str, total: int | None) -> None:
         with self._lock:
-            self._entries[key] = _Entry(label, total)
-            self._draw(force=True)
+            if self._own and not self._tasks:
+                self._bars.start()
+            self._tasks[key] = (self._bars.add_task(label, total=total), _Entry(label, total))
 
     def advance(self, key: str, n: int) -> None:
         with self._lock:
-            if key in self._entries:
-                self._entries[key].done += n
-                self._draw()
+            found = self._tasks.get(key)
+            if found is not None:
+                found[1].done += n
+                self._bars.advance(found[0], n)
 
     def finish(self, key: str, status: str) -> None:
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
+            found = self._tasks.pop(key, None)
+            if found is None:
                 return
-            entry.status = status
-            self._draw(force=True)
-            # Finished lines scroll up and stay; only active ones are redrawn.
-            self._clear()
-            self._stream.write(self._line(entry) + "\n")
-            del self._entries[key]
-            self._draw(force=True)
-
-    def _line(self, entry: _Entry) -> str:
-        if entry.status is not None:
+            task, entry = found
+            self._bars.remove_task(task)
             size = f" {human_size(entry.done)}" if entry.done else ""
-            return f"{entry.status:>10} {entry.label}{size}"
-        if entry.total:
-            filled = int(self._WIDTH * min(entry.done, entry.total) / entry.total)
-            bar = "#" * filled + "-" * (self._WIDTH - filled)
-            rate = entry.rate()
-            eta = (entry.total - entry.done) / rate if rate > 0 else 0
-            return (f"{'':>10} {entry.label} [{bar}] {human_size(entry.done)}/{human_size(entry.total)} "
-                    f"{human_size(rate)}/s ETA {eta:.0f}s")
-        return f"{'':>10} {entry.label} {human_size(entry.done)}"
-
-    def _clear(self) -> None:
-        if self._drawn:
-            self._stream.write(f"\x1b[{self._drawn}F\x1b[J")
-            self._drawn = 0
-
-    def _draw(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last < 0.1:
-            return
-        self._last = now
-        self._clear()
-        for entry in self._entries.values():
-            if entry.status is None:
-                self._stream.write(self._line(entry) + "\n")
-                self._drawn += 1
-        self._stream.flush()
+            self._bars.console.print(f"{status:>10} {entry.label}{size}", markup=False, highlight=False)
+            if self._own and not self._tasks:
+                self._bars.stop()
 
 
 def choose_progress(*, quiet: bool, stream: TextIO = sys.stderr) -> Progress:

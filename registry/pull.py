@@ -9,18 +9,15 @@ never leaves a half-written tarball behind.
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import shutil
-import tarfile
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from oci.blobstore import BlobStore
-from oci.digest import Digest
+from oci.docker_archive import write_docker_archive
 from oci.errors import WharfieError
+from oci.layer import StoredLayer
 from oci.layout import REF_ANNOTATION, add_manifest, open_layout
 from oci.models import Platform
 from registry.client import RegistryClient
@@ -44,38 +41,10 @@ def pull_image(client: RegistryClient, ref: Reference, platform: Platform, store
     return resolved
 
 
-def _add_blob(tar: tarfile.TarFile, name: str, store: BlobStore, digest: Digest) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = store.size(digest), 0o644, 0
-    with store.open(digest) as blob:
-        tar.addfile(info, blob)
-
-
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = len(data), 0o644, 0
-    tar.addfile(info, io.BytesIO(data))
-
-
 def write_docker_tarball(path: Path, image: ResolvedImage, store: BlobStore, repo_tags: Sequence[str]) -> None:
-    """``docker save``'s format (``manifest.json`` + config + layers, kept compressed: docker load accepts that)."""
-    config_name = f"{image.manifest.config.digest.hex}.json"
-    layer_names = [f"{layer.digest.hex}.tar.gz" for layer in image.manifest.layers]
-    manifest = [{"Config": config_name, "RepoTags": list(repo_tags), "Layers": layer_names}]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            _add_blob(tar, config_name, store, image.manifest.config.digest)
-            seen: set[str] = set()
-            for name, layer in zip(layer_names, image.manifest.layers):
-                if name not in seen:  # a layer repeated in one image is stored once, as docker save does
-                    _add_blob(tar, name, store, layer.digest)
-                    seen.add(name)
-            _add_bytes(tar, "manifest.json", json.dumps(manifest).encode())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    """``docker save``'s format (oci/docker_archive.py), from the pulled blobs in `store`."""
+    layers = [StoredLayer(desc, diff_id, store) for desc, diff_id in zip(image.manifest.layers, image.config.diff_ids)]
+    write_docker_archive(path, config_raw=image.config_raw, layers=layers, repo_tags=repo_tags)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

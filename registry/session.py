@@ -101,16 +101,34 @@ class Session:
             kwargs["environ"] = self._environ
         return resolve_credentials(registry, **kwargs)
 
-    def _verify(self, registry: str) -> ssl.SSLContext | bool:
-        if self.options.skip_tls_verify:
-            return False
+    def _for_host(self, table: Collection[str], registry: str) -> bool:
+        return registry in table or api_host(registry) in table
+
+    def _pull_only(self, registry: str) -> bool:
+        """A registry this build only reads from: what kaniko's --insecure-pull/--skip-tls-verify-pull relax."""
+        return not self._for_host(self.options.push_registries, registry)
+
+    def _verify(self, registry: str) -> ssl.SSLContext:
+        options = self.options
         context = ssl.create_default_context()
-        ca_file = self.options.ca_files.get(registry) or self.options.ca_files.get(api_host(registry))
-        if ca_file:
+        if (options.skip_tls_verify or self._for_host(options.skip_tls_verify_registries, registry)
+                or (options.pull_skip_tls_verify and self._pull_only(registry))):
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        else:
+            ca_file = options.ca_files.get(registry) or options.ca_files.get(api_host(registry))
+            if ca_file:
+                try:
+                    context.load_verify_locations(cafile=ca_file)
+                except (OSError, ssl.SSLError) as exc:
+                    raise RegistryError(f"cannot load the CA certificate {ca_file} for {registry}: {exc}") from None
+        client_cert = options.client_certificates.get(registry) or options.client_certificates.get(api_host(registry))
+        if client_cert:
             try:
-                context.load_verify_locations(cafile=ca_file)
+                context.load_cert_chain(certfile=client_cert[0], keyfile=client_cert[1])
             except (OSError, ssl.SSLError) as exc:
-                raise RegistryError(f"cannot load the CA certificate {ca_file} for {registry}: {exc}") from None
+                raise RegistryError(f"cannot load the client certificate {client_cert[0]} (key {client_cert[1]}) "
+                                    f"for {registry}: {exc}") from None
         return context
 
     def _open_host(self, registry: str) -> HostClient:
@@ -127,12 +145,13 @@ class Session:
         )
         insecure = registry in self.options.insecure_registries or host in self.options.insecure_registries
         base = f"http://{host}" if insecure else f"https://{host}"
-        if not insecure and is_loopback(host):
+        if not insecure and (is_loopback(host) or (self.options.pull_insecure and self._pull_only(registry))):
             base = self._probe_scheme(client, host, registry)
         return HostClient(registry, client, base, auth)
 
     def _probe_scheme(self, client: httpx.Client, host: str, registry: str) -> str:
-        """HTTPS if the loopback registry speaks it, else plain HTTP (docker's rule for local registries)."""
+        """HTTPS if the registry speaks it, else plain HTTP: docker's rule for loopback registries, and
+        go-containerregistry's for an insecure one (kaniko's --insecure-pull)."""
         request = client.build_request("GET", f"https://{host}/v2/", extensions={PING: True, CONTEXT: registry})
         try:
             client.send(request).close()

@@ -15,13 +15,18 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import click
 
 from builder.cli.cancel import private_tmpdir
 from builder.cli.flags import logging_flags, registry_flags
+from builder.cli.gitlab_destinations import apply_gitlab_conventions, gitlab_options
+from builder.cli.kaniko_argv import KanikoCompatibleCommand
+from builder.cli.kaniko_flags import clean_up_after_build, kaniko_options, kaniko_settings
+from builder.cli.log_sections import build_view
 from registry.cleanup import parse_age
 
 __all__ = ["BUILD_FLAGS", "BuildFlag", "build"]
@@ -219,25 +224,44 @@ def _with_build_flags(command: Callable[..., None]) -> Callable[..., None]:
     return with_argument
 
 
-@click.command()
+@click.command(cls=KanikoCompatibleCommand)
 @_with_build_flags
 @registry_flags
 @logging_flags
+@gitlab_options
+@kaniko_options
 def build(context_argument: str | None, **values: Any) -> None:
     """Build CONTEXT's Dockerfile and push the image to every --destination."""
     from builder.engine.api import build as build_image
     from builder.execution.rootless import enter_user_namespace_if_needed
 
     enter_user_namespace_if_needed(values["isolation"], sys.argv[1:])
-    values["context"] = values["context"] or context_argument or "."
+    kaniko = kaniko_settings(values)  # kaniko's own flags, taken out of `values`, --log-format applied
+    values["context"] = str(kaniko.context(Path(values["context"] or context_argument or ".").resolve()))
+    destinations, no_push = apply_gitlab_conventions(
+        values["destinations"], no_push=not values["push"], push=values.pop("force_push"),
+        image_path=values.pop("image_path"), environ=os.environ)
+    values["destinations"], values["push"] = destinations, not no_push
     if not values["destinations"] and values["push"] and not values["oci_layout_path"]:
         raise click.UsageError("no --destination given: name one, or pass --no-push")
     _check_compression_level(values["compression"], values["compression_level"])
     for flag in BUILD_FLAGS:
         if flag.keyword is None:
             del values[flag.dest]
+    values["registry"] = kaniko.registry_options(
+        values["registry"], push_to=[*values["destinations"], values["cache_repo"], os.environ.get("CI_REGISTRY_IMAGE")])
+    used: list[Any] = []
+
+    def adjust(options: Any) -> Any:
+        options = kaniko.build_options(replace(options, output=kaniko.output_options(options.output)))
+        used.append(options)
+        return options
+
     with private_tmpdir():  # after the rootless re-exec: everything temporary of the build goes under it
-        result = build_image(**values, step_output=_print_step_output)
+        result = build_image(**values, step_output=_print_step_output, adjust=adjust,
+                             around=lambda client: build_view(client, quiet=values["quiet"],
+                                                              log_format=kaniko.log_format))
+        clean_up_after_build(used[-1], kaniko)
     click.echo(result.summary())
 
 

@@ -22,10 +22,12 @@ whole command); a program calling `build` as a non-root user does that first.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from builder.attest.publish import AttestOptions
@@ -39,6 +41,7 @@ from builder.execution.isolation import Isolation, Requested, resolve_isolation
 from builder.execution.run_mounts import SecretSource
 from oci.errors import WharfieError
 from oci.models import Platform, host_platform
+from registry.client import RegistryClient
 from registry.options import RegistryOptions
 from registry.reference import parse_reference
 
@@ -88,6 +91,8 @@ def build(
     insecure: bool = False,
     quiet: bool = False,
     step_output: StageOutput = log_step_output,
+    adjust: Callable[[BuildOptions], BuildOptions] | None = None,
+    around: Callable[[RegistryClient], AbstractContextManager[object]] | None = None,
 ) -> BuildResult:
     """Build `context`'s Dockerfile and deliver the image; see `wharfie build --help` for each option.
 
@@ -101,7 +106,9 @@ def build(
     an already resolved `Isolation`; `registry` carries TLS, mirrors, retries
     and credentials for every registry (`insecure`: push to the destinations
     over plain HTTP); `step_output` receives each line a RUN step prints
-    (default: logged on `wharfie.step`), nothing with `quiet`.
+    (default: logged on `wharfie.step`), nothing with `quiet`. `adjust`
+    refines the options made from these keywords (the CLI's kaniko flags) and
+    `around` wraps the build given the registry client (the CLI's live view).
     """
     for destination in destinations:
         parse_reference(destination)  # a bad destination fails now, not after the build
@@ -138,8 +145,10 @@ def build(
         snapshot_mode=snapshot_mode,
         attest=attest,
     )
+    if adjust is not None:
+        options = adjust(options)
     client = registry_client(registry, insecure_destinations=destinations if insecure else (), quiet=quiet)
-    with client:
+    with client, (around(client) if around is not None else contextlib.nullcontext()):
         return build_image(options, client=client, step_output=step_output)
 
 

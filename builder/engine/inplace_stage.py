@@ -58,10 +58,16 @@ class InPlaceStageBuilder(StageBuilder):
             preload()
             log.info("in place: clearing / (keeping %d ignored paths)", len(self.ignore))
             clear_root(self.rootfs, self.ignore)
-            for layer in self.state.layers:
+            for layer in self.state.layers[:self.base[0]]:
+                self._extract_onto(layer)
+            self._snapshot_base()
+            for layer in self.state.layers[self.base[0]:]:
                 self._extract_onto(layer)
             self.extracted = True
         return self.rootfs
+
+    def _snapshot_ignore(self) -> tuple[str, ...]:
+        return (*super()._snapshot_ignore(), *self.ignore)
 
     def _extract_onto(self, layer: Layer) -> None:
         log.info("extracting %s over /", layer.digest.short)

@@ -31,7 +31,10 @@ class OutputOptions:
     destinations: tuple[str, ...] = ()
     no_push: bool = False
     digest_file: Path | None = None
-    image_name_with_digest_file: Path | None = None
+    image_name_with_digest_file: Path | None = None  # REPO@DIGEST per destination (kaniko's format)
+    image_name_tag_with_digest_file: Path | None = None  # REPO:TAG@DIGEST per destination
+    tar_path: Path | None = None  # a docker archive (docker load, skopeo docker-archive:) tagged with the destinations
+    ignore_immutable_tag_errors: bool = False  # kaniko's --push-ignore-immutable-tag-errors
     oci_layout_path: Path | None = None
     manifest_format: str = "oci"  # or "docker" (schema 2)
     compression: str = "gzip"
@@ -60,4 +63,5 @@ class BuildOptions:
     secrets: tuple[SecretSource, ...] = ()
     ignore_paths: tuple[str, ...] = ()  # --ignore-path: never captured in a layer
     snapshot_mode: str = "redo"  # kaniko's full | redo | time, for the walk snapshotter
+    single_snapshot: bool = False  # kaniko's --single-snapshot: one layer per stage (builder/image/squash.py)
     attest: AttestOptions = field(default_factory=AttestOptions)  # --sbom, --provenance

@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from builder.cache.cache_key import layer_format, sources_digest, start_key, step_key
+from builder.engine.phases import phase
 from builder.engine.session import BuildSession, StageResult
 from builder.execution.binfmt import require_runnable
 from builder.execution.inplace import InPlaceRunner
@@ -34,6 +35,7 @@ from builder.frontend.heredoc import Heredoc, heredoc_run
 from builder.frontend.plan import DEFAULT_PATH, BuildPlan, Stage
 from builder.image.base import materialize, scratch_state
 from builder.image.platforms import stage_platform, with_platform
+from builder.image.squash import squash_since
 from builder.image.state import ImageState, add_history, append_layer, timestamp
 from builder.steps.add_sources import archive_kind, download, is_url, redact_url, unpack_archive
 from builder.steps.config_steps import CONFIG_INSTRUCTIONS, StageFlags, apply_config_step, command_argv
@@ -79,6 +81,8 @@ class StageBuilder:
         self.cacheable = True  # --cache-run-layers / --cache-copy-layers false turn it off per kind
         self.step_keys: list[tuple[str, int]] = []
         self.state = self._base_state()
+        self.base = (len(self.state.layers), len(self.state.config.history))  # where the stage's own steps start
+        self.base_snapshot: Snapshot | None = None  # --single-snapshot: the base's tree, taken once extracted
         parent = session.results[stage.base_stage].scope if stage.base_stage is not None else None
         self.scope = plan.initial_scope(stage, self.state.config.config.env or (), parent)
 
@@ -93,8 +97,9 @@ class StageBuilder:
         if base == "scratch":
             self.key = start_key("scratch", platform, self._layer_format())
             return scratch_state(platform, path=DEFAULT_PATH)
-        self.session.log.info("FROM %s", base)
-        state, _ref, digest = self.session.image(base, platform)
+        with phase("pull", f"FROM {base}"):
+            self.session.log.info("FROM %s", base)
+            state, _ref, digest = self.session.image(base, platform)
         self.key = start_key(str(digest), platform, self._layer_format())
         if self.stage.platform or self.session.options.platform_requested:
             state = with_platform(state, platform, base, self.session.log)
@@ -125,16 +130,41 @@ class StageBuilder:
             _copy_tree(parent.rootfs, self.rootfs)
             done = len(parent.state.layers)
         self.rootfs.mkdir(parents=True, exist_ok=True)
-        materialize(replace(self.state, layers=self.state.layers[done:]), self.rootfs)
+        materialize(replace(self.state, layers=self.state.layers[done:self.base[0]]), self.rootfs)
+        self._snapshot_base()
+        materialize(replace(self.state, layers=self.state.layers[max(done, self.base[0]):]), self.rootfs)
         self.extracted = True
         return self.rootfs
+
+    # -- --single-snapshot ------------------------------------------------------
+    def _snapshot_ignore(self) -> tuple[str, ...]:
+        return (*SANDBOX_IGNORED, *self.session.options.ignore_paths)
+
+    def _snapshot_base(self) -> None:
+        """With --single-snapshot, the base's tree once extracted (before the stage's own layers)."""
+        if self.session.options.single_snapshot:
+            mode = walk_mode(self.session.options.snapshot_mode)
+            self.base_snapshot = Snapshot.take(self.rootfs, self._snapshot_ignore(), mode=mode)
+
+    def _single_snapshot(self) -> None:
+        """kaniko's --single-snapshot: the stage's own layers become one, from its base's tree to its final tree."""
+        layers, history = self.base
+        if len(self.state.layers) - layers < 2:
+            return
+        rootfs = self.ensure_rootfs()
+        assert self.base_snapshot is not None
+        after = Snapshot.take(rootfs, self._snapshot_ignore(), mode=walk_mode(self.session.options.snapshot_mode))
+        layer = self._write_layer(diff(self.base_snapshot, after), rootfs)
+        self.state = squash_since(self.state, layers_kept=layers, history_kept=history, layer=layer)
+        self.step_keys = []  # the steps' layers are gone: --cache-from of this image must not reuse them
 
     # -- the loop -------------------------------------------------------------
     def run(self) -> StageResult:
         for instr in (*self._onbuild_triggers(), *self.stage.instructions):
-            self.session.log.info("%s", instr.original or instr.keyword)
             try:
-                self.step(instr)
+                with phase("step", instr.original or instr.keyword):
+                    self.session.log.info("%s", instr.original or instr.keyword)
+                    self.step(instr)
             except DockerfileError:
                 raise
             except RunFailed as exc:
@@ -147,6 +177,8 @@ class StageBuilder:
                 name = os.path.basename(str(exc.filename or ""))
                 shown = f" ({name[:60]}{'...' if len(name) > 60 else ''})" if name else ""
                 raise WharfieError(f"{self._where(instr)}: {exc.strerror or exc}{shown}") from None
+        if self.session.options.single_snapshot:
+            self._single_snapshot()
         return StageResult(self.stage.index, self.stage.name, self.state, self.rootfs if self.extracted else None,
                            self.scope, self.key, tuple(self.step_keys))
 

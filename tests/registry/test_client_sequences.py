@@ -107,15 +107,20 @@ def test_log_progress_one_line_per_blob(caplog):
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["pushed abc123 to reg/x", "exists def456 to reg/x"]
 
 
-def test_terminal_progress_draws_bars_and_keeps_finished_lines():
-    out = io.StringIO()
+def test_terminal_progress_draws_bars_with_rich_and_keeps_finished_lines():
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
     progress = TerminalProgress(out)
     progress.start("k", "abc123", 2000)
     progress.advance("k", 1000)
     progress.finish("k", "pushed")
     text = out.getvalue()
-    assert "[" in text and "ETA" in text and "\x1b[" in text
-    assert text.rstrip().endswith("pushed abc123 1.0 KB")
+    assert "abc123" in text and "2.0 kB" in text and "\x1b[" in text  # rich's bar: label, size, colours
+    assert "    pushed abc123 1.0 KB\n" in text
+    assert text.endswith("\x1b[?25h\r"), "the display is stopped (cursor shown again) once no blob moves"
 
 
 def test_choose_progress():
