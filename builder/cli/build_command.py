@@ -92,9 +92,9 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
 
 def _truthy(value: str) -> bool:
     lowered = value.lower()
-    if lowered in ("true", "1", "yes"):
+    if lowered in ("true", "1", "yes", "t"):  # Go's strconv.ParseBool spellings too, as kaniko takes them
         return True
-    if lowered in ("false", "0", "no"):
+    if lowered in ("false", "0", "no", "f"):
         return False
     raise click.BadParameter(f"expected true or false, got {value!r}")
 

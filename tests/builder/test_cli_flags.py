@@ -22,7 +22,7 @@ from registry.options import RegistryOptions
 
 REGISTRY_FLAGS = {"--insecure-registry", "--skip-tls-verify", "--registry-certificate", "--registry-mirror",
                   "--push-retry", "--push-concurrency"}
-SET_OTHERWISE = {"registry", "step_output", "quiet"}  # by the shared flags; the CLI's stderr; -q
+SET_OTHERWISE = {"registry", "step_output", "quiet", "adjust", "around"}  # shared flags; stderr; -q; kaniko flags, live view
 API_ONLY = {"work_dir"}  # where a program wants the build's temporary files (the CLI: $TMPDIR)
 
 
@@ -78,7 +78,7 @@ def test_a_command_line_becomes_api_keywords(captured: dict[str, Any], tmp_path:
     result = CliRunner().invoke(cli, [
         "build", f"dir://{tmp_path}", "-d", "reg.example/a:1", "--build-arg", "A=1", "--build-arg", "FROM_ENV",
         "--build-arg", "UNSET_ANYWHERE", "--label", "l=v", "--no-push", "--cache=true", "--cache-ttl", "2h",
-        "--no-push-cache", "--cache-run-layers", "false", "--reproducible", "--allow", "network.host",
+        "--no-push-cache", "--cache-run-layers=false", "--reproducible", "--allow", "network.host",
         "--secret", f"id=token,src={secret}", "--isolation", "in-place", "--force", "--registry-certificate",
         "reg.example=/ca.pem", "--insecure-registry", "reg.example", "--push-retry", "5", "-q"])
     assert result.exit_code == 0, result.output

@@ -9,6 +9,8 @@ tests/e2e/test_kaniko_cli.py.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +85,12 @@ def test_every_boolean_takes_go_spellings(name: str, spelling: str) -> None:
 
 
 def test_boolean_values_arrive() -> None:
-    assert parse("--no-push=true")["no_push"] is True
-    assert parse("--no-push=false")["no_push"] is False
-    assert parse("--no-push")["no_push"] is True
-    assert parse("--reproducible=1")["reproducible"] is True
-    assert parse("--cache")["cache"] == "true"
-    assert parse("--cache=false")["cache"] == "false"
+    assert parse("--no-push=true")["push"] is False
+    assert parse("--no-push=false")["push"] is True
+    assert parse("--no-push")["push"] is False
+    assert parse("--reproducible=1")["source_date_epoch"] == 0
+    assert parse("--cache")["cache"] is True
+    assert parse("--cache=false")["cache"] is False
     assert parse("--cleanup")["kaniko_cleanup"] == "true"
     assert parse("--cleanup=f")["kaniko_cleanup"] == "f"
     with pytest.raises(click.BadParameter, match="expected true or false, got 'yes please'"):
@@ -97,9 +99,9 @@ def test_boolean_values_arrive() -> None:
 
 def test_a_bare_boolean_never_swallows_the_context_argument() -> None:
     params = parse("--cache", "ctxdir")
-    assert params["cache"] == "true" and params["context"] == "ctxdir"
+    assert params["cache"] is True and params["context_argument"] == "ctxdir"
     params = parse("--cleanup", "ctxdir")
-    assert params["kaniko_cleanup"] == "true" and params["context"] == "ctxdir"
+    assert params["kaniko_cleanup"] == "true" and params["context_argument"] == "ctxdir"
 
 
 def test_kaniko_spellings_become_wharfies() -> None:
@@ -111,8 +113,8 @@ def test_kaniko_spellings_become_wharfies() -> None:
     assert parse("--snapshotMode", "time")["snapshot_mode"] == "time"
     assert parse("--tarPath=/out/image.tar")["kaniko_tar_path"] == "/out/image.tar"
     assert parse("--whitelist-var-run=false")["kaniko_ignore_var_run"] == "false"
-    assert parse("--cache-ttl=336h0m0s")["cache_ttl"] == "1209600s"
-    assert parse("--cache-ttl", "14d")["cache_ttl"] == "14d"
+    assert parse("--cache-ttl=336h0m0s")["cache_ttl"] == dt.timedelta(seconds=1209600)
+    assert parse("--cache-ttl", "14d")["cache_ttl"] == dt.timedelta(days=14)
     assert parse("--compression-level=-1")["compression_level"] is None
     assert parse("--compression-level=3")["compression_level"] == 3
     assert parse("--registry-map=a.example=b.example;c.example=d.example")["kaniko_registry_map"] == (
@@ -120,8 +122,8 @@ def test_kaniko_spellings_become_wharfies() -> None:
 
 
 def test_kaniko_environment_variables() -> None:
-    assert parse("-d", "r.example/a", env={"KANIKO_NO_PUSH": "true"})["no_push"] is True
-    assert parse("--no-push", env={"KANIKO_NO_PUSH": "false"})["no_push"] is False, "the variable wins, as in kaniko"
+    assert parse("-d", "r.example/a", env={"KANIKO_NO_PUSH": "true"})["push"] is False
+    assert parse("--no-push", env={"KANIKO_NO_PUSH": "false"})["push"] is True, "the variable wins, as in kaniko"
     assert parse(env={"KANIKO_REGISTRY_MIRROR": "mirror.example"})["mirrors"] == ("mirror.example",)
     assert parse("--registry-mirror=m1.example", env={"KANIKO_REGISTRY_MIRROR": "m2.example"})["mirrors"] == (
         "m1.example", "m2.example")
