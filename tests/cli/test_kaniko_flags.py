@@ -10,7 +10,6 @@ tests/e2e/test_kaniko_cli.py.
 from __future__ import annotations
 
 import datetime as dt
-
 from pathlib import Path
 from typing import Any
 
