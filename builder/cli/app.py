@@ -19,7 +19,6 @@ from builder.cli.attest_commands import ATTEST_COMMANDS
 from builder.cli.build_command import build
 from builder.cli.cancel import Cancelled, handle_cancel_signals
 from builder.cli.registry_commands import REGISTRY_COMMANDS
-from builder.execution.credential_guard import make_undumpable
 from oci.errors import WharfieError
 
 __all__ = ["cli", "main"]
@@ -43,6 +42,8 @@ def _one_line(text: str) -> str:
 
 
 def main() -> None:
+    from builder.execution.credential_guard import make_undumpable  # a few syscalls, no engine
+
     make_undumpable()  # before any credential is read: see builder/execution/credential_guard.py
     handle_cancel_signals()
     try:

@@ -26,7 +26,6 @@ from builder.cli.flags import logging_flags, registry_flags
 from builder.cli.gitlab_destinations import apply_gitlab_conventions, gitlab_options
 from builder.cli.kaniko_argv import KanikoCompatibleCommand
 from builder.cli.kaniko_flags import clean_up_after_build, kaniko_options, kaniko_settings
-from builder.cli.log_sections import build_view
 from registry.cleanup import parse_age
 
 __all__ = ["BUILD_FLAGS", "BuildFlag", "build"]
@@ -232,6 +231,7 @@ def _with_build_flags(command: Callable[..., None]) -> Callable[..., None]:
 @kaniko_options
 def build(context_argument: str | None, **values: Any) -> None:
     """Build CONTEXT's Dockerfile and push the image to every --destination."""
+    from builder.cli.log_sections import build_view
     from builder.engine.api import build as build_image
     from builder.execution.rootless import enter_user_namespace_if_needed
 
@@ -261,7 +261,8 @@ def build(context_argument: str | None, **values: Any) -> None:
         result = build_image(**values, step_output=_print_step_output, adjust=adjust,
                              around=lambda client: build_view(client, quiet=values["quiet"],
                                                               log_format=kaniko.log_format))
-        clean_up_after_build(used[-1], kaniko)
+        if used:  # the options the build ran with
+            clean_up_after_build(used[-1], kaniko)
     click.echo(result.summary())
 
 

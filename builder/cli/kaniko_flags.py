@@ -18,16 +18,17 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
 from builder.cli.kaniko_argv import NOTES_KEY, go_bool
 from builder.cli.log_format import apply_log_format
-from builder.engine.options import BuildOptions, OutputOptions
-from builder.execution.inplace import clear_root, in_place_ignore
 from registry.options import RegistryOptions
 from registry.reference import normalize_host, parse_reference
+
+if TYPE_CHECKING:  # the engine loads when a build runs, not for --help
+    from builder.engine.options import BuildOptions, OutputOptions
 
 __all__ = ["KANIKO_FLAGS", "KanikoFlag", "KanikoSettings", "clean_up_after_build", "kaniko_options", "kaniko_settings"]
 
@@ -322,6 +323,8 @@ def clean_up_after_build(options: BuildOptions, settings: KanikoSettings, *, roo
     if options.isolation.mode != "in-place":
         log.debug("--cleanup: nothing to clean, the steps ran in a sandbox and / was never changed")
         return
+    from builder.execution.inplace import clear_root, in_place_ignore  # only for --cleanup after an in-place build
+
     ignore = in_place_ignore(work_dir=Path(tempfile.gettempdir()), cache_dir=options.cache_dir,
                              context=options.context, extra=options.ignore_paths)
     log.info("--cleanup: clearing %s (keeping %d ignored paths)", root, len(ignore))

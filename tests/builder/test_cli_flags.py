@@ -94,7 +94,8 @@ def test_a_command_line_becomes_api_keywords(captured: dict[str, Any], tmp_path:
     assert captured["secrets"] == (SecretSource("token", path=secret),)
     assert (captured["isolation"], captured["force"], captured["quiet"]) == ("in-place", True, True)
     assert captured["registry"] == RegistryOptions(insecure_registries=frozenset({"reg.example"}),
-                                                   ca_files={"reg.example": "/ca.pem"}, retries=5)
+                                                   ca_files={"reg.example": "/ca.pem"}, retries=5,
+                                                   push_registries=frozenset({"reg.example"}))
     assert not {"skip_unused_stages", "verbosity", "context_argument"} & set(captured)
 
 
