@@ -15,9 +15,11 @@ bubblewrap gives it that: a fresh directory bound as ``/`` per build, a fresh
 ``/etc/hosts`` read-only (kaniko's ignore list takes every mount point, as it
 does in a container), the context read-only at ``/workspace``, new pid/ipc/uts
 namespaces and the host's network (the registry is on 127.0.0.1).  As root,
-bwrap keeps the capabilities a RUN step such as ``apt-get`` needs.
-``--force`` is still passed, as the task's runbook prescribes for runs outside
-docker.
+bwrap keeps the capabilities a RUN step such as ``apt-get`` needs.  kaniko
+refuses to start where it recognises no container runtime unless given
+``--force``, so it is passed.  ``--as-pid-1`` makes the executor the sandbox's
+first process: bwrap's own init would otherwise reap it, and GNU time would see
+neither its CPU time nor its memory.
 """
 
 from __future__ import annotations
