@@ -12,6 +12,7 @@ from pathlib import Path
 from builder.cache.layer_cache import CACHE_STEPS_ANNOTATION, LayerCache, encode_steps
 from builder.context.dockerignore import load_ignore
 from builder.engine.attestations import attest_image, seconds_timestamp
+from builder.engine.early_push import EarlyPush
 from builder.engine.inplace_stage import stage_builder_class
 from builder.engine.options import BuildOptions
 from builder.engine.output import BuiltImage, deliver
@@ -25,6 +26,7 @@ from oci.blobstore import BlobStore
 from oci.digest import Digest
 from oci.errors import DockerfileError, WharfieError
 from registry.client import RegistryClient
+from registry.pusher import BlobPusher
 from registry.reference import Reference, parse_reference
 
 __all__ = ["BuildResult", "build_image"]
@@ -84,6 +86,14 @@ def _check_run_platforms(plan: BuildPlan, options: BuildOptions) -> None:
                 raise WharfieError(f"{options.dockerfile.name}:{run.line}: {exc}") from None
 
 
+def _early_push(options: BuildOptions, plan: BuildPlan, pusher: BlobPusher) -> EarlyPush | None:
+    """The target stage's layers go to the destinations as they are written (builder/engine/early_push.py)."""
+    if options.output.no_push or not options.output.destinations:
+        return None
+    destinations = [parse_reference(d) for d in options.output.destinations]
+    return EarlyPush(pusher, destinations, plan.needed[-1].index)
+
+
 def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult:
     started = seconds_timestamp()
     text = _read_dockerfile(options.dockerfile)
@@ -95,13 +105,17 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
     work_root.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="wharfie-build-", dir=work_root))
     cache: LayerCache | None = None
+    cache_repo = _cache_repo(options)
+    # One pusher for the cache's entries and the image: a layer goes to each registry once.
+    pusher = client.blob_pusher(mount_sources=(cache_repo,) if cache_repo else ())
     try:
-        cache = LayerCache(options.cache, _cache_repo(options), client=client, store=store,
-                           platform=options.platform, epoch=options.source_date_epoch)
+        cache = LayerCache(options.cache, cache_repo, client=client, store=store,
+                           platform=options.platform, epoch=options.source_date_epoch, pusher=pusher)
         for source in options.cache.cache_from:
             cache.add_source(parse_reference(source))
         session = BuildSession(options=options, client=client, store=store, work_dir=work_dir,
-                               ignore=load_ignore(options.context, options.dockerfile), cache=cache)
+                               ignore=load_ignore(options.context, options.dockerfile), cache=cache,
+                               early_push=_early_push(options, plan, pusher))
         result = None
         for warning in plan.warnings:
             log.warning("warning: %s", warning)
@@ -119,20 +133,23 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
         manifest_raw, config_raw, media_type = render_manifest(
             state, oci=options.output.manifest_format == "oci", created=created, annotations=annotations)
         image = BuiltImage(state, manifest_raw, media_type, config_raw)
-        cache.wait()  # cached layers are then in the cache repo, and the push mounts them from there
-        pushed = deliver(image, options.output, client, mount_sources=(cache.repo,) if cache.repo else ())
+        cache.wait()  # cache entries are complete before the image that names them
+        pushed = deliver(image, options.output, pusher)
         if options.attest.wanted:
             attest_image(session, plan, image, pushed=bool(pushed), started=started)
         return BuildResult(image, pushed)
     except Exception:
         if cache is not None:
             cache.wait()  # a failed build still stores its finished steps, and the store's threads end
+        pusher.abandon()  # the image's own layers are not needed any more
         raise
     except BaseException:
+        pusher.abandon()  # cancelled: what has not started is dropped, what has finishes whole
         if cache is not None:
-            cache.abandon()  # cancelled: what has not started is dropped, what has finishes whole
+            cache.abandon()
         raise
     finally:
         if cache is not None:
             cache.wait()
+        pusher.close()
         shutil.rmtree(work_dir, ignore_errors=True)

@@ -11,8 +11,8 @@ from builder.image.state import ImageState
 from oci.digest import Digest
 from oci.errors import WharfieError
 from oci.layout import write_image_layout
-from registry.client import RegistryClient
-from registry.reference import Reference, parse_reference
+from registry.pusher import BlobPusher
+from registry.reference import parse_reference
 
 __all__ = ["BuiltImage", "deliver"]
 
@@ -37,9 +37,11 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def deliver(image: BuiltImage, output: OutputOptions, client: RegistryClient,
-            mount_sources: tuple[Reference, ...] = ()) -> list[str]:
-    """Push to every destination and write the requested files; returns `REF@DIGEST` per destination."""
+def deliver(image: BuiltImage, output: OutputOptions, pusher: BlobPusher) -> list[str]:
+    """Push to every destination and write the requested files; returns `REF@DIGEST` per destination.
+
+    `pusher` is the build's: the layers it already has going up are joined, not pushed again.
+    """
     destinations = [parse_reference(d) for d in output.destinations]
     for path in (output.digest_file, output.image_name_with_digest_file):
         if path is not None and not path.parent.is_dir():  # found out before the push, not after
@@ -51,10 +53,10 @@ def deliver(image: BuiltImage, output: OutputOptions, client: RegistryClient,
                            layers=image.state.layers, tag=destinations[0].tag if destinations else "latest")
         log.info("wrote OCI layout %s", output.oci_layout_path)
     if destinations and not output.no_push:
-        # A base or cache-hit layer is mounted from its own repository (RemoteLayer.reference); layers
-        # built here and stored in the cache repository meanwhile are mounted from there.
-        client.push_image(destinations, image.manifest_raw, image.manifest_media_type, image.config_raw,
-                          image.state.layers, mount_sources=mount_sources)
+        # A base or cache-hit layer is mounted from its own repository (RemoteLayer.reference); a layer
+        # built here goes to each registry once, and other repositories there mount it.
+        pusher.push_image(destinations, image.manifest_raw, image.manifest_media_type, image.config_raw,
+                          image.state.layers)
         pushed = [f"{d.name}:{d.tag}@{image.digest}" if d.tag else f"{d.name}@{image.digest}" for d in destinations]
     if output.digest_file is not None:
         _write_atomically(output.digest_file, str(image.digest))

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.cache.layer_cache import LayerCache
 from builder.context.dockerignore import IgnoreMatcher
+from builder.engine.early_push import EarlyPush
 from builder.engine.options import BuildOptions
 from builder.frontend.plan import Scope
 from builder.image.base import pull_base
 from builder.image.state import ImageState
 from oci.blobstore import BlobStore
 from oci.digest import Digest
+from oci.layer import Layer
 from oci.models import Platform
 from registry.client import RegistryClient
 from registry.reference import Reference
@@ -43,6 +46,7 @@ class BuildSession:
     ignore: IgnoreMatcher
     cache: LayerCache
     results: dict[int, StageResult] = field(default_factory=dict)
+    early_push: EarlyPush | None = None  # the image's layers go to the destinations while the build runs
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("wharfie"))
     _images: dict[tuple[str, Platform], tuple[ImageState, Reference, Digest]] = field(default_factory=dict)
 
@@ -56,6 +60,11 @@ class BuildSession:
         if key not in self._images:
             self._images[key] = pull_base(name, client=self.client, platform=key[1], store=self.store)
         return self._images[key]
+
+    def offer_layers(self, stage_index: int, layers: Sequence[Layer]) -> None:
+        """A stage's layers so far: the target stage's start going to the destinations now."""
+        if self.early_push is not None:
+            self.early_push.offer(stage_index, layers)
 
     def resolved_images(self) -> dict[tuple[str, Platform], tuple[ImageState, Reference, Digest]]:
         """Every image this build resolved, by (name as written, platform): what its provenance lists."""

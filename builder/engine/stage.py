@@ -132,6 +132,7 @@ class StageBuilder:
     # -- the loop -------------------------------------------------------------
     def run(self) -> StageResult:
         for instr in (*self._onbuild_triggers(), *self.stage.instructions):
+            self.session.offer_layers(self.stage.index, self.state.layers)  # the last step's layer goes up now
             self.session.log.info("%s", instr.original or instr.keyword)
             try:
                 self.step(instr)
@@ -143,6 +144,7 @@ class StageBuilder:
                                    f"{_one_line(instr.original)}" + (f" ({tail})" if tail else "")) from None
             except WharfieError as exc:
                 raise WharfieError(f"{self._where(instr)}: {exc}") from None
+        self.session.offer_layers(self.stage.index, self.state.layers)
         return StageResult(self.stage.index, self.stage.name, self.state, self.rootfs if self.extracted else None,
                            self.scope, self.key, tuple(self.step_keys))
 
