@@ -16,6 +16,7 @@ from builder.engine.early_push import EarlyPush
 from builder.engine.inplace_stage import stage_builder_class
 from builder.engine.options import BuildOptions
 from builder.engine.output import BuiltImage, deliver
+from builder.engine.removal import BackgroundRemoval
 from builder.engine.session import BuildSession
 from builder.execution.binfmt import require_runnable
 from builder.frontend import instructions as ins
@@ -108,6 +109,7 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
     cache_repo = _cache_repo(options)
     # One pusher for the cache's entries and the image: a layer goes to each registry once.
     pusher = client.blob_pusher(mount_sources=(cache_repo,) if cache_repo else ())
+    removal = BackgroundRemoval()
     try:
         cache = LayerCache(options.cache, cache_repo, client=client, store=store,
                            platform=options.platform, epoch=options.source_date_epoch, pusher=pusher)
@@ -124,6 +126,7 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
             result = stage_builder_class(options.isolation.mode)(session, plan, stage).run()
             session.results[stage.index] = result
         assert result is not None
+        removal.start(r.rootfs for r in session.results.values() if r.rootfs is not None)  # while the push ends
         state = result.state
         if options.labels:
             labels = {**(state.config.config.labels or {}), **options.labels}
@@ -152,4 +155,5 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
         if cache is not None:
             cache.wait()
         pusher.close()
+        removal.join()
         shutil.rmtree(work_dir, ignore_errors=True)
