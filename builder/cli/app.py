@@ -11,21 +11,16 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from builder.attest.publish import AttestOptions
-from builder.cache.layer_cache import CacheOptions
 from builder.cli.cancel import Cancelled, handle_cancel_signals, private_tmpdir
-from builder.engine.options import BuildOptions, OutputOptions, default_cache_dir
-from builder.execution.isolation import resolve_isolation
-from builder.execution.rootless import enter_user_namespace_if_needed
-from builder.execution.run_mounts import parse_secret_flag
+from builder.cli.lazy_commands import LazyGroup
 from oci.errors import WharfieError
-from oci.models import Platform, host_platform
-from registry.cleanup import parse_age
-from registry.reference import parse_reference
+
+if TYPE_CHECKING:  # imported where used: `--help` and the other commands need none of the build's modules
+    from builder.attest.options import AttestOptions
 
 __all__ = ["cli", "main"]
 
@@ -89,6 +84,8 @@ def _epoch(reproducible: bool) -> int | None:
 
 
 def _attest_options(kw: dict[str, Any]) -> AttestOptions:
+    from builder.attest.options import AttestOptions
+
     files = {flag: Path(kw[flag]) if kw[flag] else None for flag in ("sbom_file", "provenance_file")}
     for flag, path in files.items():
         if path is not None and not path.resolve().parent.is_dir():  # found out before the build, not after
@@ -105,7 +102,7 @@ def _setup_logging(verbosity: str, quiet: bool) -> None:
     logging.getLogger("httpcore").setLevel(max(level, logging.WARNING))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="wharfie")
 def cli() -> None:
     """wharfie: build container images from Dockerfiles without a daemon, and push them."""
@@ -175,6 +172,8 @@ def cli() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result.")
 def build(**kw: Any) -> None:
     """Build CONTEXT's Dockerfile and push the image to every --destination."""
+    from builder.execution.rootless import enter_user_namespace_if_needed
+
     _setup_logging(kw["verbosity"], kw["quiet"])
     enter_user_namespace_if_needed(kw["isolation"], sys.argv[1:])
     with private_tmpdir():
@@ -182,6 +181,14 @@ def build(**kw: Any) -> None:
 
 
 def _build(kw: dict[str, Any]) -> None:
+    from builder.cache.layer_cache import CacheOptions
+    from builder.engine.options import BuildOptions, OutputOptions, default_cache_dir
+    from builder.execution.isolation import resolve_isolation
+    from builder.execution.run_mounts import parse_secret_flag
+    from oci.models import Platform, host_platform
+    from registry.cleanup import parse_age
+    from registry.reference import parse_reference
+
     context = _context_dir(kw["context"], kw["flag_context"])
     if not kw["destinations"] and not kw["no_push"] and not kw["oci_layout_path"]:
         raise click.UsageError("no --destination given: name one, or pass --no-push")
@@ -228,22 +235,6 @@ def _build(kw: dict[str, Any]) -> None:
                              push_concurrency=kw["push_concurrency"], mirrors=kw["mirrors"], quiet=kw["quiet"])
     result = build_image(options, client=client)
     click.echo(result.summary())
-
-
-def _attach_registry_commands() -> None:
-    try:
-        from builder.cli.registry_commands import REGISTRY_COMMANDS
-    except ImportError:  # pragma: no cover - only while the registry commands are absent
-        return
-    for command in REGISTRY_COMMANDS:
-        cli.add_command(command)
-    from builder.cli.attest_commands import ATTEST_COMMANDS
-
-    for command in ATTEST_COMMANDS:
-        cli.add_command(command)
-
-
-_attach_registry_commands()
 
 
 def main() -> None:

@@ -6,12 +6,12 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder.cache.layer_cache import CACHE_STEPS_ANNOTATION, LayerCache, encode_steps
 from builder.context.dockerignore import load_ignore
-from builder.engine.attestations import attest_image, seconds_timestamp
 from builder.engine.early_push import EarlyPush
 from builder.engine.inplace_stage import stage_builder_class
 from builder.engine.options import BuildOptions
@@ -96,7 +96,7 @@ def _early_push(options: BuildOptions, plan: BuildPlan, pusher: BlobPusher) -> E
 
 
 def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult:
-    started = seconds_timestamp()
+    started = time.time()
     text = _read_dockerfile(options.dockerfile)
     plan = parse_dockerfile(text, filename=options.dockerfile.name, build_args=options.build_args,
                             target=options.target, target_platform=str(options.platform))
@@ -139,7 +139,9 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
         cache.wait()  # cache entries are complete before the image that names them
         pushed = deliver(image, options.output, pusher)
         if options.attest.wanted:
-            attest_image(session, plan, image, pushed=bool(pushed), started=started)
+            from builder.engine.attestations import attest_image, seconds_timestamp  # only a build that attests
+
+            attest_image(session, plan, image, pushed=bool(pushed), started=seconds_timestamp(started))
         return BuildResult(image, pushed)
     except Exception:
         if cache is not None:

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.attest.publish import AttestOptions
+from builder.attest.options import AttestOptions
 from builder.cache.layer_cache import CacheOptions
 from builder.execution.isolation import Isolation
 from builder.execution.run_mounts import SecretSource

@@ -140,7 +140,7 @@ def test_frontend_touches_no_files_registry_or_layers() -> None:
 def test_the_graph_sees_type_checking_and_function_imports() -> None:
     # the check above would prove nothing if the parser missed these forms
     assert "builder.frontend.heredoc" in GRAPH["builder.frontend.instructions"]  # under TYPE_CHECKING
-    assert "builder.cli.registry_commands" in GRAPH["builder.cli.app"]  # inside a function
+    assert "builder.engine.build" in GRAPH["builder.cli.app"]  # inside a function
     assert "builder.frontend.instructions" in GRAPH["builder.frontend.expansion"]  # `from pkg import module`
 
 
