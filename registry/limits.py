@@ -109,7 +109,8 @@ def read_capped(response: httpx.Response, limit: int, too_large: Callable[[], Ex
         response.close()
         raise compressed(encoding[:40])
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    # A HEAD answer declares the size of what a GET would send (a blob's, for a layer), and carries nothing.
+    if declared.isdigit() and int(declared) > limit and response.request.method != "HEAD":
         response.close()
         raise too_large()
     if isinstance(response.stream, httpx.SyncByteStream):

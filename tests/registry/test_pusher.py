@@ -108,3 +108,17 @@ def test_abandon_drops_queued_pushes_and_gives_up_the_running_one_at_once(store)
             worker.join(timeout=60)
             assert not worker.is_alive() and worker.daemon
     assert requests == [f"HEAD /v2/g/app/blobs/{first.digest}"]
+
+
+def test_pushing_again_finds_a_large_blob_by_head(registry_open, fault_proxy, store):
+    """A HEAD answer declares the blob's size (here over the 1 MiB cap on small answers) and has no body."""
+    image = build_image(store, [{"large": os.urandom(3 << 20)}])
+    proxy = fault_proxy(registry_open)
+    dest = parse_reference(f"{proxy.host}/again/app:1")
+    with RegistryClient(options_for(registry_open, via=proxy)) as client:
+        client.push_image([dest], image.manifest_raw, image.media_type, image.config_raw, image.layers)
+        proxy.reset()
+        with BlobPusher(client.session) as pusher:
+            [again] = pusher.add(image.layers[0], [dest])
+            assert again.result() == "exists"
+    assert proxy.uploaded_bytes() == 0
