@@ -184,6 +184,7 @@ def _build(kw: dict[str, Any]) -> None:
     from builder.cache.layer_cache import CacheOptions
     from builder.engine.options import BuildOptions, OutputOptions, default_cache_dir
     from builder.execution.isolation import resolve_isolation
+    from builder.execution.mount_namespace import enter_private_mount_namespace
     from builder.execution.run_mounts import parse_secret_flag
     from oci.models import Platform, host_platform
     from registry.cleanup import parse_age
@@ -200,6 +201,9 @@ def _build(kw: dict[str, Any]) -> None:
         manifest_format=kw["manifest_format"], compression=kw["compression"],
         compression_level=kw["compression_level"],
     )
+    isolation = resolve_isolation(kw["isolation"], force=kw["force"], work_root=Path(tempfile.gettempdir()))
+    # Stage trees stack on the machine's unpacked layers where RUN steps use overlays (builder/engine/stage_tree.py).
+    stacking = isolation.snapshotter == "overlay" and enter_private_mount_namespace()
     options = BuildOptions(
         context=context,
         dockerfile=_dockerfile_path(kw["dockerfile"], context),
@@ -219,11 +223,12 @@ def _build(kw: dict[str, Any]) -> None:
                            cache_run_layers=_truthy(kw["cache_run_layers"], "--cache-run-layers"),
                            cache_from=tuple(kw["cache_from"])),
         quiet=kw["quiet"],
-        isolation=resolve_isolation(kw["isolation"], force=kw["force"], work_root=Path(tempfile.gettempdir())),
+        isolation=isolation,
         secrets=tuple(parse_secret_flag(value) for value in kw["secrets"]),
         ignore_paths=tuple(kw["ignore_paths"]),
         snapshot_mode=kw["snapshot_mode"],
         attest=_attest_options(kw),
+        layer_store=stacking,
     )
     for destination in kw["destinations"]:
         parse_reference(destination)  # a bad --destination fails now, not after the build

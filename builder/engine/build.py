@@ -23,6 +23,7 @@ from builder.frontend import instructions as ins
 from builder.frontend.plan import BuildPlan, parse_dockerfile
 from builder.image.platforms import stage_platform
 from builder.image.state import render_manifest, timestamp
+from builder.image.unpacked_store import UnpackedStore
 from oci.blobstore import BlobStore
 from oci.digest import Digest
 from oci.errors import DockerfileError, WharfieError
@@ -95,6 +96,13 @@ def _early_push(options: BuildOptions, plan: BuildPlan, pusher: BlobPusher) -> E
     return EarlyPush(pusher, destinations, plan.needed[-1].index)
 
 
+def _layer_store(options: BuildOptions) -> UnpackedStore | None:
+    """The machine's unpacked layers, where stage trees may stack on them (builder/engine/stage_tree.py)."""
+    if not options.layer_store:
+        return None
+    return UnpackedStore(options.cache_dir / "unpacked", userxattr=options.isolation.rootless)
+
+
 def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult:
     started = time.time()
     text = _read_dockerfile(options.dockerfile)
@@ -110,6 +118,7 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
     # One pusher for the cache's entries and the image: a layer goes to each registry once.
     pusher = client.blob_pusher(mount_sources=(cache_repo,) if cache_repo else ())
     removal = BackgroundRemoval()
+    session: BuildSession | None = None
     try:
         cache = LayerCache(options.cache, cache_repo, client=client, store=store,
                            platform=options.platform, epoch=options.source_date_epoch, pusher=pusher)
@@ -117,7 +126,7 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
             cache.add_source(parse_reference(source))
         session = BuildSession(options=options, client=client, store=store, work_dir=work_dir,
                                ignore=load_ignore(options.context, options.dockerfile), cache=cache,
-                               early_push=_early_push(options, plan, pusher))
+                               early_push=_early_push(options, plan, pusher), layer_store=_layer_store(options))
         result = None
         for warning in plan.warnings:
             log.warning("warning: %s", warning)
@@ -126,7 +135,8 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
             result = stage_builder_class(options.isolation.mode)(session, plan, stage).run()
             session.results[stage.index] = result
         assert result is not None
-        removal.start(r.rootfs for r in session.results.values() if r.rootfs is not None)  # while the push ends
+        removal.start([*session.trees, *(r.rootfs for r in session.results.values()  # while the push ends
+                                           if r.rootfs is not None and r.tree is None)])
         state = result.state
         if options.labels:
             labels = {**(state.config.config.labels or {}), **options.labels}
@@ -158,4 +168,6 @@ def build_image(options: BuildOptions, *, client: RegistryClient) -> BuildResult
             cache.wait()
         pusher.close()
         removal.join()
+        for tree in session.trees if session is not None else ():
+            tree.remove()  # a failed build's stacked trees: unmounted before their directories go
         shutil.rmtree(work_dir, ignore_errors=True)

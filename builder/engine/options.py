@@ -61,3 +61,6 @@ class BuildOptions:
     ignore_paths: tuple[str, ...] = ()  # --ignore-path: never captured in a layer
     snapshot_mode: str = "redo"  # kaniko's full | redo | time, for the walk snapshotter
     attest: AttestOptions = field(default_factory=AttestOptions)  # --sbom, --provenance
+    # Stage trees stack on the layers unpacked once per machine under cache_dir (builder/engine/stage_tree.py).
+    # The CLI sets it where RUN steps use overlay snapshots and the build has a mount namespace of its own.
+    layer_store: bool = False

@@ -13,19 +13,26 @@ import shutil
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
-__all__ = ["BackgroundRemoval"]
+__all__ = ["BackgroundRemoval", "Removable"]
+
+
+class Removable(Protocol):
+    """A stage tree that knows how to go (a stacked one unmounts first)."""
+
+    def remove(self) -> None: ...
 
 
 class BackgroundRemoval:
     def __init__(self) -> None:
         self._thread: threading.Thread | None = None
 
-    def start(self, trees: Iterable[Path]) -> None:
-        """Begin removing `trees` (directories nothing will read again) in the background."""
-        paths = list(trees)
-        if paths and self._thread is None:
-            self._thread = threading.Thread(target=_remove_all, args=(paths,), name="remove-trees")
+    def start(self, trees: Iterable[Path | Removable]) -> None:
+        """Begin removing `trees` (directories, or trees that remove themselves, nothing will read again)."""
+        items = list(trees)
+        if items and self._thread is None:
+            self._thread = threading.Thread(target=_remove_all, args=(items,), name="remove-trees")
             self._thread.start()
 
     def join(self) -> None:
@@ -33,6 +40,9 @@ class BackgroundRemoval:
             self._thread.join()
 
 
-def _remove_all(paths: list[Path]) -> None:
-    for path in paths:
-        shutil.rmtree(path, ignore_errors=True)
+def _remove_all(items: list[Path | Removable]) -> None:
+    for item in items:
+        if isinstance(item, Path):
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            item.remove()

@@ -11,9 +11,11 @@ from builder.cache.layer_cache import LayerCache
 from builder.context.dockerignore import IgnoreMatcher
 from builder.engine.early_push import EarlyPush
 from builder.engine.options import BuildOptions
+from builder.execution.stacked_rootfs import StackedRootfs
 from builder.frontend.plan import Scope
 from builder.image.base import pull_base
 from builder.image.state import ImageState
+from builder.image.unpacked_store import UnpackedStore
 from oci.blobstore import BlobStore
 from oci.digest import Digest
 from oci.layer import Layer
@@ -35,6 +37,7 @@ class StageResult:
     scope: Scope  # variables at the end of the stage: a stage built FROM this one starts with them
     key: str  # the cache key of its last step: what a COPY --from of this stage depends on
     step_keys: tuple[tuple[str, int], ...] = ()  # (key, layer index or -1) of each filesystem step
+    tree: StackedRootfs | None = None  # when `rootfs` is an overlay stacked on the layer store
 
 
 @dataclass
@@ -47,6 +50,8 @@ class BuildSession:
     cache: LayerCache
     results: dict[int, StageResult] = field(default_factory=dict)
     early_push: EarlyPush | None = None  # the image's layers go to the destinations while the build runs
+    layer_store: UnpackedStore | None = None  # stage trees stack on it (builder/engine/stage_tree.py)
+    trees: list[StackedRootfs] = field(default_factory=list)  # every stacked tree mounted, to unmount at the end
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("wharfie"))
     _images: dict[tuple[str, Platform], tuple[ImageState, Reference, Digest]] = field(default_factory=dict)
 

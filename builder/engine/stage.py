@@ -21,6 +21,7 @@ from pathlib import Path
 
 from builder.cache.cache_key import layer_format, sources_digest, start_key, step_key
 from builder.engine.session import BuildSession, StageResult
+from builder.engine.stage_tree import stack_rootfs
 from builder.execution.binfmt import require_runnable
 from builder.execution.inplace import InPlaceRunner, in_place_ignore
 from builder.execution.network import step_network_mode
@@ -28,6 +29,7 @@ from builder.execution.rootless import chown_hint
 from builder.execution.run_mounts import RunMounts
 from builder.execution.run_step import run_step, walk_mode
 from builder.execution.sandbox import SANDBOX_IGNORED, Bind, RunFailed, RunSpec
+from builder.execution.stacked_rootfs import StackedRootfs
 from builder.frontend import instructions as ins
 from builder.frontend.dockerfile import parse_trigger
 from builder.frontend.globmatch import BadPatternError, match_path, validate_pattern
@@ -72,6 +74,7 @@ class StageBuilder:
         self.stage = stage
         self.rootfs = session.work_dir / f"stage-{stage.index}"
         self.extracted = False
+        self.tree: StackedRootfs | None = None  # the rootfs, when stacked on the machine's unpacked layers
         self.flags = StageFlags()
         self.key = ""
         self.previous_key = ""
@@ -121,6 +124,13 @@ class StageBuilder:
             return self.rootfs
         done = 0
         parent = self.session.results.get(self.stage.base_stage) if self.stage.base_stage is not None else None
+        stacked_parent = (parent.tree, parent.state) if parent is not None and parent.tree is not None else None
+        if parent is None or parent.rootfs is None or stacked_parent is not None:
+            self.tree = stack_rootfs(self.session.layer_store, self.rootfs, self.state, stacked_parent)
+        if self.tree is not None:
+            self.session.trees.append(self.tree)
+            self.extracted = True
+            return self.rootfs
         if parent is not None and parent.rootfs is not None:
             _copy_tree(parent.rootfs, self.rootfs)
             done = len(parent.state.layers)
@@ -146,7 +156,7 @@ class StageBuilder:
                 raise WharfieError(f"{self._where(instr)}: {exc}") from None
         self.session.offer_layers(self.stage.index, self.state.layers)
         return StageResult(self.stage.index, self.stage.name, self.state, self.rootfs if self.extracted else None,
-                           self.scope, self.key, tuple(self.step_keys))
+                           self.scope, self.key, tuple(self.step_keys), tree=self.tree)
 
     def _onbuild_triggers(self) -> list[ins.Instruction]:
         """The base's ONBUILD triggers run first, then are cleared, as BuildKit does (for a
@@ -465,7 +475,7 @@ def _run_and_commit(builder: StageBuilder, spec: RunSpec, created_by: str, scrat
     try:
         with run_step(spec, isolation=options.isolation, scratch=scratch, ignore=ignore,
                       snapshot_mode=options.snapshot_mode, output=None if options.quiet else _print_step_output,
-                      runner=runner) as outcome:
+                      runner=runner, fold=builder.tree.fold if builder.tree is not None else None) as outcome:
             layer = builder._write_layer(outcome.changes, outcome.source_root)
     except RunFailed as exc:
         hint = chown_hint(options.isolation.mapping) if options.isolation.rootless else None

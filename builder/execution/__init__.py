@@ -5,8 +5,10 @@ Owns: choosing the isolation (`isolation`), re-entering as a rootless user
 with `python -I` as the namespace's first process), running in place on the
 real root (`inplace`), RUN --mount (`run_mounts`), one RUN from start to
 captured changes (`run_step`), keeping hard links whole on an overlay
-(`hardlinks`), folding an overlay's upper dir back (`overlay_apply`) and a
-step's own network (`network`).
+(`hardlinks`), folding an overlay's upper dir back (`overlay_apply`), a
+stage tree stacked as an overlay on unpacked layers and the build's own mount
+namespace it lives in (`stacked_rootfs`, `mount_namespace`) and a step's own
+network (`network`).
 
 May import: `builder.frontend`, `builder.context` (the .dockerignore view of
 a context bind), `builder.steps` (path joining, until path
