@@ -67,8 +67,11 @@ class UnpackedStore:
 
     def __init__(self, root: Path, *, userxattr: bool) -> None:
         self.userxattr = userxattr
+        # 0700: a private base image's files must not be readable by the runner's other users. Steps
+        # still read them, as any user: overlayfs reaches its lower dirs with the mounter's rights.
+        Path(root).mkdir(mode=0o700, parents=True, exist_ok=True)
         self.root = Path(root) / ("user" if userxattr else "trusted")
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, exist_ok=True)
 
     def lower_dirs(self, layers: Sequence[Layer]) -> list[Path]:
         """The entry of each of `layers` (bottom first), unpacking those this machine does not have yet."""
