@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from builder.cache.cache_key import layer_format, sources_digest, start_key, step_key
+from builder.engine.direct_copy import PendingCopies, reads_of, try_direct_copy
 from builder.engine.session import BuildSession, StageResult
 from builder.engine.stage_tree import stack_rootfs
 from builder.execution.binfmt import require_runnable
@@ -75,6 +76,7 @@ class StageBuilder:
         self.rootfs = session.work_dir / f"stage-{stage.index}"
         self.extracted = False
         self.tree: StackedRootfs | None = None  # the rootfs, when stacked on the machine's unpacked layers
+        self.pending = PendingCopies()  # direct COPYs whose files are not in the rootfs yet
         self.flags = StageFlags()
         self.key = ""
         self.previous_key = ""
@@ -155,6 +157,8 @@ class StageBuilder:
             except WharfieError as exc:
                 raise WharfieError(f"{self._where(instr)}: {exc}") from None
         self.session.offer_layers(self.stage.index, self.state.layers)
+        if self.pending and self.stage.index != self.plan.needed[-1].index:
+            self.pending.materialize(self.rootfs)  # a later stage may read this one's tree
         return StageResult(self.stage.index, self.stage.name, self.state, self.rootfs if self.extracted else None,
                            self.scope, self.key, tuple(self.step_keys), tree=self.tree)
 
@@ -186,6 +190,10 @@ class StageBuilder:
                               or (isinstance(expanded, (ins.COPY, ins.ADD)) and not cache.cache_copy_layers))
         # advance() expands ENV itself, so it gets the raw instruction (no double expansion).
         self.scope = self.plan.advance(self.scope, instr)
+        if self.pending and type(expanded) not in CONFIG_INSTRUCTIONS:
+            reads = reads_of(expanded, self.state.config.config.working_dir or "/")
+            if reads is None or self.pending.touches(self.rootfs, reads):
+                self.pending.materialize(self.rootfs)  # the step may read what direct COPYs left out
         if type(expanded) in CONFIG_INSTRUCTIONS:
             config, created_by = apply_config_step(self.state.config, expanded, self.flags)
             self.state = add_history(self.state.with_config(config), self._history(created_by, empty=True))
@@ -357,7 +365,8 @@ class StageBuilder:
 
             sources = " ".join(redact_url(s) for s in instr.sources)  # no URL credentials in history
             created_by = f"{instr.keyword} {sources} {instr.dest} # buildkit"
-            self._snapshot_step(place, created_by)
+            if not self._reuse_cached(created_by) and not try_direct_copy(self, instr, created_by):
+                self._snapshot_step(place, created_by)
 
     def _source_root(self, instr: ins.COPY | ins.ADD, scratch: Path) -> tuple[Path, Callable[[str], bool] | None]:
         excludes = tuple(instr.exclude)
