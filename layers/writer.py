@@ -177,6 +177,10 @@ def write_planned_layer(
     """Write a layer of `entries` (every parent listed, in any order) the way `write_layer` writes a tree."""
     media_type = layer_media_type(compression, oci=oci)
     ordered = sorted(entries, key=lambda entry: path_key(entry.name))
+    for entry in ordered:
+        if entry.name.rpartition("/")[2].startswith(WHITEOUT_PREFIX):
+            raise WharfieError(f"cannot store {entry.name!r} in a layer: names starting with {WHITEOUT_PREFIX} "
+                               "mean deletion")
     first_names: dict[tuple[int, int], str] = {}
     with store.writer(what="layer") as blob:
         sink = TarSink(blob, new_compressor(compression, level))
