@@ -124,15 +124,17 @@ def _check_option_path(path: Path) -> str:
     return text
 
 
-def mount_overlay(lowers: Sequence[Path], upper: Path, work: Path, merged: Path, *, userxattr: bool) -> None:
-    """Mount an overlay at `merged`; `lowers` topmost first. `userxattr` inside a user namespace."""
+def mount_overlay(lowers: Sequence[Path], upper: Path | None, work: Path | None, merged: Path, *,
+                  userxattr: bool) -> None:
+    """Mount an overlay at `merged`; `lowers` topmost first. `userxattr` inside a user namespace.
+
+    Without `upper` (and `work`) the overlay is read-only: only its lower dirs, stacked.
+    """
     if not lowers:
         raise OverlayError("an overlay needs at least one lower directory")
-    options = [
-        "lowerdir=" + ":".join(_check_option_path(lower) for lower in lowers),
-        "upperdir=" + _check_option_path(upper),
-        "workdir=" + _check_option_path(work),
-    ]
+    options = ["lowerdir=" + ":".join(_check_option_path(lower) for lower in lowers)]
+    if upper is not None and work is not None:
+        options += ["upperdir=" + _check_option_path(upper), "workdir=" + _check_option_path(work)]
     # userxattr already implies these, and refuses some of them being named.
     options += ["userxattr"] if userxattr else ["redirect_dir=off", "metacopy=off", "index=off"]
     data = ",".join(options).encode()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
+from typing import Protocol
 
 __all__ = [
     "BLOCK",
@@ -45,9 +46,26 @@ def tar_type(st_mode: int) -> bytes | None:
     return _TYPES.get(stat.S_IFMT(st_mode))
 
 
+class StatLike(Protocol):
+    """What a header needs of a file's status: an `os.stat_result`, or an entry described without a file."""
+
+    @property
+    def st_mode(self) -> int: ...
+    @property
+    def st_uid(self) -> int: ...
+    @property
+    def st_gid(self) -> int: ...
+    @property
+    def st_mtime(self) -> float: ...
+    @property
+    def st_size(self) -> int: ...
+    @property
+    def st_rdev(self) -> int: ...
+
+
 def entry_header(
     name: str,
-    st: os.stat_result,
+    st: StatLike,
     *,
     link_target: str | None = None,
     hardlink_to: str | None = None,

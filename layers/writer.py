@@ -16,7 +16,7 @@ import logging
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -40,7 +40,7 @@ from oci.layer import StoredLayer
 from oci.mediatypes import layer_media_type
 from oci.models import Descriptor
 
-__all__ = ["LayerEntry", "plan_entries", "write_layer", "write_tree_layer"]
+__all__ = ["LayerEntry", "PlannedEntry", "plan_entries", "write_layer", "write_planned_layer", "write_tree_layer"]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,106 @@ def write_layer(
             raise
     log.debug("layer %s: %d entries, tar %d bytes, blob %d bytes", blob.digest, len(entries), tar_size, blob.size)
     return StoredLayer(Descriptor(media_type, blob.digest, blob.size), diff_id, store)
+
+
+@dataclass(frozen=True)
+class PlannedEntry:
+    """An entry of a layer whose files are not in any tree yet (a COPY written straight from its sources).
+
+    `source` is what to read: a regular file's content or a symlink's target; a directory needs none.
+    Owner, mode and time are the entry's own, not the source's; entries sharing a `link_key` are one
+    inode, written once and then as hard links to the first (in path order), as `write_layer` does.
+    """
+
+    name: str
+    kind: Literal["dir", "file", "symlink"]
+    uid: int
+    gid: int
+    mode: int
+    mtime_ns: int
+    source: str | None = None
+    xattrs: tuple[tuple[str, bytes], ...] = ()
+    link_key: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class _Meta:
+    """The stat fields `entry_header` reads, for an entry described rather than found on disk."""
+
+    st_mode: int
+    st_uid: int
+    st_gid: int
+    st_mtime: float
+    st_size: int = 0
+    st_rdev: int = 0
+
+
+def write_planned_layer(
+    entries: Sequence[PlannedEntry],
+    store: BlobStore,
+    *,
+    compression: str = "gzip",
+    level: int | None = None,
+    epoch: int | None = None,
+    oci: bool = True,
+) -> StoredLayer:
+    """Write a layer of `entries` (every parent listed, in any order) the way `write_layer` writes a tree."""
+    media_type = layer_media_type(compression, oci=oci)
+    ordered = sorted(entries, key=lambda entry: path_key(entry.name))
+    for entry in ordered:
+        if entry.name.rpartition("/")[2].startswith(WHITEOUT_PREFIX):
+            raise WharfieError(f"cannot store {entry.name!r} in a layer: names starting with {WHITEOUT_PREFIX} "
+                               "mean deletion")
+    first_names: dict[tuple[int, int], str] = {}
+    with store.writer(what="layer") as blob:
+        sink = TarSink(blob, new_compressor(compression, level))
+        try:
+            for entry in ordered:
+                _write_planned(sink, entry, first_names, epoch)
+            sink.write(END_OF_ARCHIVE)
+            diff_id, tar_size = sink.close()
+        except BaseException:
+            sink.abort()
+            raise
+    log.debug("layer %s: %d entries, tar %d bytes, blob %d bytes", blob.digest, len(ordered), tar_size, blob.size)
+    return StoredLayer(Descriptor(media_type, blob.digest, blob.size), diff_id, store)
+
+
+_KIND_BITS = {"dir": stat.S_IFDIR, "file": stat.S_IFREG, "symlink": stat.S_IFLNK}
+
+
+def _write_planned(sink: TarSink, entry: PlannedEntry, first_names: dict[tuple[int, int], str],
+                   epoch: int | None) -> None:
+    meta = _Meta(_KIND_BITS[entry.kind] | entry.mode, entry.uid, entry.gid, entry.mtime_ns / 1e9)
+    if entry.link_key is not None:
+        first = first_names.setdefault(entry.link_key, entry.name)
+        if first != entry.name:
+            sink.write(entry_header(entry.name, meta, hardlink_to=first, xattrs=entry.xattrs,
+                                    epoch=epoch))
+            return
+    if entry.kind == "symlink":
+        assert entry.source is not None
+        sink.write(entry_header(entry.name, meta, link_target=os.readlink(entry.source),
+                                xattrs=entry.xattrs, epoch=epoch))
+    elif entry.kind == "dir":
+        sink.write(entry_header(entry.name, meta, xattrs=entry.xattrs, epoch=epoch))
+    else:
+        assert entry.source is not None
+        fd = os.open(entry.source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            size = os.fstat(fd).st_size  # the size we promise in the header is the one we then read
+            sink.write(entry_header(entry.name, replace(meta, st_size=size),
+                                    xattrs=entry.xattrs, epoch=epoch))
+            written = 0
+            for chunk in _file_chunks(fd, size):
+                sink.write(chunk)
+                written += len(chunk)
+        finally:
+            os.close(fd)
+        if written < size:
+            log.warning("%s shrank while being written to the layer; padding with zeros", entry.name)
+            _write_zeros(sink, size - written)
+        sink.write(padding(size))
 
 
 def write_tree_layer(

@@ -34,6 +34,7 @@ from registry.layer import RemoteLayer
 from registry.manifests import ResolvedImage
 from registry.options import RegistryOptions
 from registry.progress import Progress
+from registry.pusher import BlobPusher
 from registry.reference import DEFAULT_REGISTRY, Reference
 from registry.session import Session
 
@@ -145,6 +146,11 @@ class RegistryClient:
         """Push blobs (HEAD, mount, upload), then the manifest to each destination; returns its digest."""
         return push.push_image(self.session, destinations, manifest_raw, manifest_media_type, config_raw, layers,
                                mount_sources, progress=self.progress)
+
+    def blob_pusher(self, mount_sources: Sequence[Reference] = ()) -> BlobPusher:
+        """A pusher to feed blobs to while they are still being made; its `push_image` puts the manifests
+        after them (registry/pusher.py). Close it (or use `with`) when done."""
+        return BlobPusher(self.session, mount_sources=mount_sources, progress=self.progress)
 
     # -- tags --------------------------------------------------------------------------------
     def list_tags(self, repo: Reference, *, page_size: int | None = None) -> list[str]:

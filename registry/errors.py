@@ -16,12 +16,14 @@ import json
 import ssl
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from oci.errors import WharfieError
-from registry.limits import MAX_SMALL_RESPONSE, json_too_deep, read_capped
+
+# httpx (and registry.limits, built on it) are imported where an answer is read: `registry.reference`, which
+# raises these errors, stays light enough for `wharfie --help`.
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "BLOB_UNKNOWN",
@@ -226,6 +228,8 @@ def is_temporary(exc: BaseException) -> bool:
         return exc.stale_token
     if isinstance(exc, RegistryError):
         return exc.status in TEMPORARY_STATUSES or bool(exc.codes & _TEMPORARY_CODES)
+    import httpx
+
     if isinstance(exc, (httpx.UnsupportedProtocol, httpx.ProxyError)):
         return False
     if isinstance(exc, httpx.TransportError):
@@ -243,6 +247,10 @@ class _Unusable(Exception):
 
 
 def _error_body(response: httpx.Response) -> bytes | None:
+    import httpx
+
+    from registry.limits import MAX_SMALL_RESPONSE, read_capped
+
     try:
         return read_capped(response, MAX_SMALL_RESPONSE, _Unusable, lambda _encoding: _Unusable())
     except (_Unusable, httpx.HTTPError, httpx.StreamError):
@@ -250,6 +258,8 @@ def _error_body(response: httpx.Response) -> bytes | None:
 
 
 def _parse_errors(response: httpx.Response) -> tuple[ErrorDetail, ...]:
+    from registry.limits import json_too_deep
+
     body = _error_body(response)
     if not body or json_too_deep(body):
         return ()

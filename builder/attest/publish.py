@@ -11,11 +11,11 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from builder.attest.image_files import collect_package_files
+from builder.attest.options import AttestOptions
 from builder.attest.packages import catalog
 from builder.attest.provenance import BuildFacts, Dependency, provenance_statement, wharfie_version
 from builder.attest.spdx import ImageRecord, spdx_document
@@ -29,25 +29,11 @@ from registry.client import RegistryClient
 from registry.reference import Reference
 from registry.referrers import Artifact, push_referrer
 
-__all__ = ["AttestOptions", "attach", "build_dependencies", "final_base", "make_attestations"]
+__all__ = ["attach", "build_dependencies", "final_base", "make_attestations"]
 
 log = logging.getLogger("wharfie")
 
 CREATED_ANNOTATION = "org.opencontainers.image.created"
-
-
-@dataclass(frozen=True)
-class AttestOptions:
-    """--sbom / --provenance, and the files they are also written to (--sbom-file / --provenance-file)."""
-
-    sbom: bool = False
-    provenance: bool = False
-    sbom_file: Path | None = None
-    provenance_file: Path | None = None
-
-    @property
-    def wanted(self) -> bool:
-        return self.sbom or self.provenance
 
 
 # What the engine's session resolved: (name as written, platform) -> (state, reference, manifest digest).

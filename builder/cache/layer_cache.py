@@ -35,6 +35,7 @@ from oci.models import ContainerConfig, Descriptor, History, ImageConfig, Manife
 from registry.cleanup import CACHE_STORED_ANNOTATION
 from registry.client import RegistryClient
 from registry.errors import RegistryError
+from registry.pusher import BlobPusher
 from registry.reference import Reference
 
 __all__ = ["CACHE_STEPS_ANNOTATION", "CacheHit", "CacheOptions", "LayerCache", "encode_steps"]
@@ -72,8 +73,10 @@ class CacheHit:
 
 class LayerCache:
     def __init__(self, options: CacheOptions, repo: Reference | None, *, client: RegistryClient, store: BlobStore,
-                 platform: Platform, epoch: int | None) -> None:
+                 platform: Platform, epoch: int | None, pusher: BlobPusher | None = None) -> None:
+        """`pusher`: the build's, so a layer also pushed to a destination of the same registry goes up once."""
         self.options = options
+        self.pusher = pusher
         self.repo = repo
         self.client = client
         self.store = store
@@ -186,7 +189,10 @@ class LayerCache:
                                     l.digest, l.size, annotations={_DIFF_ID: str(l.diff_id)}) for l in layers),
             annotations={_CREATED: config.created or "", _KEY: key, CACHE_STORED_ANNOTATION: timestamp(None)},
         )
-        self.client.push_image([self.repo.with_tag(key)], manifest.to_bytes(), mt.OCI_MANIFEST, config_raw, layers)
+        if self.pusher is not None:
+            self.pusher.push_image([self.repo.with_tag(key)], manifest.to_bytes(), mt.OCI_MANIFEST, config_raw, layers)
+        else:
+            self.client.push_image([self.repo.with_tag(key)], manifest.to_bytes(), mt.OCI_MANIFEST, config_raw, layers)
 
     def abandon(self) -> None:
         """Drop the stores that have not started and wait for the running ones (a cancelled build)."""

@@ -1,8 +1,9 @@
 """The `wharfie` command line (click), with kaniko's flag names where kaniko had one.
 
-The group and `main`: `wharfie build` (builder/cli/build_command.py), the
-registry commands (registry_commands.py) and the attestation and manifest
-commands (attest_commands.py) attach to it here. Every `WharfieError`
+The group and `main`: `wharfie build` (builder/cli/build_command.py)
+attaches to it here; the registry commands (registry_commands.py) and the
+attestation and manifest commands (attest_commands.py) are imported only
+when asked for (lazy_commands.py), so `--help` and a build start quickly. Every `WharfieError`
 becomes one line on stderr and exit 1: users see what is wrong and where,
 never a traceback. SIGTERM, SIGINT and SIGHUP cancel the command
 (builder/cli/cancel.py): one line, exit 128 + the signal's number.
@@ -15,10 +16,9 @@ import sys
 
 import click
 
-from builder.cli.attest_commands import ATTEST_COMMANDS
 from builder.cli.build_command import build
 from builder.cli.cancel import Cancelled, handle_cancel_signals
-from builder.cli.registry_commands import REGISTRY_COMMANDS
+from builder.cli.lazy_commands import LazyGroup
 from oci.errors import WharfieError
 
 __all__ = ["cli", "main"]
@@ -26,14 +26,13 @@ __all__ = ["cli", "main"]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # what a terminal or str.splitlines() breaks on
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="wharfie")
 def cli() -> None:
     """wharfie: build container images from Dockerfiles without a daemon, and push them."""
 
 
-for _command in (build, *REGISTRY_COMMANDS, *ATTEST_COMMANDS):
-    cli.add_command(_command)
+cli.add_command(build)  # the other commands are imported when asked for (builder/cli/lazy_commands.py)
 
 
 def _one_line(text: str) -> str:

@@ -26,7 +26,6 @@ from builder.cli.flags import logging_flags, registry_flags
 from builder.cli.gitlab_destinations import apply_gitlab_conventions, gitlab_options
 from builder.cli.kaniko_argv import KanikoCompatibleCommand
 from builder.cli.kaniko_flags import clean_up_after_build, kaniko_options, kaniko_settings
-from registry.cleanup import parse_age
 
 __all__ = ["BUILD_FLAGS", "BuildFlag", "build"]
 
@@ -134,6 +133,12 @@ def _secrets(values: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(map(parse_secret_flag, values))
 
 
+def _age(text: str) -> Any:
+    from registry.cleanup import parse_age  # here: the registry client need not load for --help
+
+    return parse_age(text)
+
+
 def _negate(value: bool) -> bool:
     return not value
 
@@ -184,7 +189,7 @@ BUILD_FLAGS: tuple[BuildFlag, ...] = (
     _flag("--cache-repo", keyword="cache_repo", convert=_cache_repo,
           help="Repository of the layer cache (default: <first destination>/cache, "
           "or $CI_REGISTRY_IMAGE/cache in GitLab CI)."),
-    _flag("--cache-ttl", keyword="cache_ttl", convert=parse_age, default="336h", show_default=True,
+    _flag("--cache-ttl", keyword="cache_ttl", convert=_age, default="336h", show_default=True,
           help="Cache entries older than this are rebuilt."),
     _flag("--no-push-cache", keyword="push_cache", convert=_negate, is_flag=True,
           help="Read the layer cache but store nothing in it."),
@@ -233,6 +238,7 @@ def build(context_argument: str | None, **values: Any) -> None:
     """Build CONTEXT's Dockerfile and push the image to every --destination."""
     from builder.cli.log_sections import build_view
     from builder.engine.api import build as build_image
+    from builder.execution.mount_namespace import enter_private_mount_namespace
     from builder.execution.rootless import enter_user_namespace_if_needed
 
     enter_user_namespace_if_needed(values["isolation"], sys.argv[1:])
@@ -254,6 +260,10 @@ def build(context_argument: str | None, **values: Any) -> None:
 
     def adjust(options: Any) -> Any:
         options = kaniko.build_options(replace(options, output=kaniko.output_options(options.output)))
+        # Stage trees stack on the machine's unpacked layers where RUN steps use overlays; the mounts live in a
+        # mount namespace of the build's own (a process-wide change: the CLI's to make, not the API's).
+        options = replace(options, layer_store=options.isolation.snapshotter == "overlay"
+                          and enter_private_mount_namespace())
         used.append(options)
         return options
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from builder.attest.publish import AttestOptions
+from builder.attest.options import AttestOptions
 from builder.cache.layer_cache import CacheOptions
 from builder.context.files import context_file
 from builder.engine.build import BuildResult, LayerSummary, build_image

@@ -11,10 +11,11 @@ from pathlib import Path
 
 from builder.cache.layer_cache import CACHE_STEPS_ANNOTATION, LayerCache, encode_steps
 from builder.context.dockerignore import load_ignore
-from builder.engine.attestations import attest_image, seconds_timestamp
+from builder.engine.early_push import EarlyPush
 from builder.engine.inplace_stage import stage_builder_class
 from builder.engine.options import BuildOptions
 from builder.engine.output import BuiltImage, deliver
+from builder.engine.removal import BackgroundRemoval
 from builder.engine.session import BuildSession, StageOutput, log_step_output
 from builder.execution.binfmt import require_runnable
 from builder.frontend import instructions as ins
@@ -22,11 +23,13 @@ from builder.frontend.limits import MAX_DOCKERFILE_SIZE
 from builder.frontend.plan import BuildPlan, parse_dockerfile
 from builder.image.platforms import stage_platform
 from builder.image.state import render_manifest, timestamp
+from builder.image.unpacked_store import UnpackedStore
 from oci.blobstore import BlobStore
 from oci.digest import Digest
 from oci.errors import DockerfileError, WharfieError
 from oci.models import Manifest
 from registry.client import RegistryClient
+from registry.pusher import BlobPusher
 from registry.reference import Reference, parse_reference
 
 __all__ = ["BuildResult", "LayerSummary", "build_image"]
@@ -125,10 +128,25 @@ def _check_run_platforms(plan: BuildPlan, options: BuildOptions) -> None:
                 raise WharfieError(f"{options.dockerfile.name}:{run.line}: {exc}") from None
 
 
+def _early_push(options: BuildOptions, plan: BuildPlan, pusher: BlobPusher) -> EarlyPush | None:
+    """The target stage's layers go to the destinations as they are written (builder/engine/early_push.py)."""
+    if options.output.no_push or not options.output.destinations:
+        return None
+    destinations = [parse_reference(d) for d in options.output.destinations]
+    return EarlyPush(pusher, destinations, plan.needed[-1].index)
+
+
+def _layer_store(options: BuildOptions) -> UnpackedStore | None:
+    """The machine's unpacked layers, where stage trees may stack on them (builder/engine/stage_tree.py)."""
+    if not options.layer_store:
+        return None
+    return UnpackedStore(options.cache_dir / "unpacked", userxattr=options.isolation.rootless)
+
+
 def build_image(options: BuildOptions, *, client: RegistryClient,
                 step_output: StageOutput = log_step_output) -> BuildResult:
     """Build the image `options` describe; RUN steps' output lines go to `step_output` (unless quiet)."""
-    started, clock = seconds_timestamp(), _Stopwatch()
+    started, clock = time.time(), _Stopwatch()
     text = _read_dockerfile(options.dockerfile)
     plan = parse_dockerfile(text, filename=options.dockerfile.name, build_args=options.build_args,
                             target=options.target, target_platform=str(options.platform))
@@ -139,14 +157,20 @@ def build_image(options: BuildOptions, *, client: RegistryClient,
     work_root.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="wharfie-build-", dir=work_root))
     cache: LayerCache | None = None
+    cache_repo = _cache_repo(options)
+    # One pusher for the cache's entries and the image: a layer goes to each registry once.
+    pusher = client.blob_pusher(mount_sources=(cache_repo,) if cache_repo else ())
+    removal = BackgroundRemoval()
+    session: BuildSession | None = None
     try:
-        cache = LayerCache(options.cache, _cache_repo(options), client=client, store=store,
-                           platform=options.platform, epoch=options.source_date_epoch)
+        cache = LayerCache(options.cache, cache_repo, client=client, store=store,
+                           platform=options.platform, epoch=options.source_date_epoch, pusher=pusher)
         for source in options.cache.cache_from:
             cache.add_source(parse_reference(source))
         session = BuildSession(options=options, client=client, store=store, work_dir=work_dir,
                                ignore=load_ignore(options.context, options.dockerfile), cache=cache,
-                               step_output=step_output)
+                               step_output=step_output, early_push=_early_push(options, plan, pusher),
+                               layer_store=_layer_store(options))
         result = None
         for warning in plan.warnings:
             log.warning("warning: %s", warning)
@@ -156,6 +180,8 @@ def build_image(options: BuildOptions, *, client: RegistryClient,
             session.results[stage.index] = result
             clock.lap(f"stage {stage.index}" + (f" ({stage.name})" if stage.name else ""))
         assert result is not None
+        removal.start([*session.trees, *(r.rootfs for r in session.results.values()  # while the push ends
+                                           if r.rootfs is not None and r.tree is None)])
         state = result.state
         if options.labels:
             labels = {**(state.config.config.labels or {}), **options.labels}
@@ -165,23 +191,31 @@ def build_image(options: BuildOptions, *, client: RegistryClient,
         manifest_raw, config_raw, media_type = render_manifest(
             state, oci=options.output.manifest_format == "oci", created=created, annotations=annotations)
         image = BuiltImage(state, manifest_raw, media_type, config_raw)
-        cache.wait()  # cached layers are then in the cache repo, and the push mounts them from there
-        pushed = deliver(image, options.output, client, mount_sources=(cache.repo,) if cache.repo else ())
+        cache.wait()  # cache entries are complete before the image that names them
+        pushed = deliver(image, options.output, pusher)
         clock.lap("output")
         if options.attest.wanted:
-            attest_image(session, plan, image, pushed=bool(pushed), started=started)
+            from builder.engine.attestations import attest_image, seconds_timestamp  # only a build that attests
+
+            attest_image(session, plan, image, pushed=bool(pushed), started=seconds_timestamp(started))
             clock.lap("attest")
         references = dict(zip(options.output.destinations, pushed, strict=False))
         return BuildResult(image, references, clock.total())
     except Exception:
         if cache is not None:
             cache.wait()  # a failed build still stores its finished steps, and the store's threads end
+        pusher.abandon()  # the image's own layers are not needed any more
         raise
     except BaseException:
+        pusher.abandon()  # cancelled: what has not started is dropped, what has finishes whole
         if cache is not None:
-            cache.abandon()  # cancelled: what has not started is dropped, what has finishes whole
+            cache.abandon()
         raise
     finally:
         if cache is not None:
             cache.wait()
+        pusher.close()
+        removal.join()
+        for tree in session.trees if session is not None else ():
+            tree.remove()  # a failed build's stacked trees: unmounted before their directories go
         shutil.rmtree(work_dir, ignore_errors=True)

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.attest.publish import AttestOptions
+from builder.attest.options import AttestOptions
 from builder.cache.layer_cache import CacheOptions
 from builder.execution.isolation import Isolation
 from builder.execution.run_mounts import SecretSource
@@ -65,3 +65,6 @@ class BuildOptions:
     snapshot_mode: str = "redo"  # kaniko's full | redo | time, for the walk snapshotter
     single_snapshot: bool = False  # kaniko's --single-snapshot: one layer per stage (builder/image/squash.py)
     attest: AttestOptions = field(default_factory=AttestOptions)  # --sbom, --provenance
+    # Stage trees stack on the layers unpacked once per machine under cache_dir (builder/engine/stage_tree.py).
+    # The CLI sets it where RUN steps use overlay snapshots and the build has a mount namespace of its own.
+    layer_store: bool = False

@@ -13,8 +13,8 @@ from oci.digest import Digest
 from oci.docker_archive import write_docker_archive
 from oci.errors import WharfieError
 from oci.layout import write_image_layout
-from registry.client import RegistryClient
 from registry.errors import RegistryError
+from registry.pusher import BlobPusher
 from registry.reference import DEFAULT_TAG, Reference, parse_reference
 
 __all__ = ["BuiltImage", "deliver"]
@@ -52,22 +52,23 @@ def _named(destinations: list[Reference], digest: Digest, *, with_tag: bool) -> 
     return "".join(line + "\n" for line in lines)
 
 
-def _push(image: BuiltImage, destinations: list[Reference], output: OutputOptions, client: RegistryClient,
-          mount_sources: tuple[Reference, ...]) -> None:
+def _push(image: BuiltImage, destinations: list[Reference], output: OutputOptions, pusher: BlobPusher) -> None:
     try:
-        # A base or cache-hit layer is mounted from its own repository (RemoteLayer.reference); layers
-        # built here and stored in the cache repository meanwhile are mounted from there.
-        client.push_image(destinations, image.manifest_raw, image.manifest_media_type, image.config_raw,
-                          image.state.layers, mount_sources=mount_sources)
+        # A base or cache-hit layer is mounted from its own repository (RemoteLayer.reference); a layer
+        # built here goes to each registry once, and other repositories there mount it.
+        pusher.push_image(destinations, image.manifest_raw, image.manifest_media_type, image.config_raw,
+                          image.state.layers)
     except RegistryError as exc:
         if not (output.ignore_immutable_tag_errors and any(text in str(exc) for text in IMMUTABLE_TAG_ERRORS)):
             raise
         log.info("immutable tag error ignored (--push-ignore-immutable-tag-errors): %s", exc)
 
 
-def deliver(image: BuiltImage, output: OutputOptions, client: RegistryClient,
-            mount_sources: tuple[Reference, ...] = ()) -> list[str]:
-    """Push to every destination and write the requested files; returns `REF@DIGEST` per destination pushed."""
+def deliver(image: BuiltImage, output: OutputOptions, pusher: BlobPusher) -> list[str]:
+    """Push to every destination and write the requested files; returns `REF@DIGEST` per destination pushed.
+
+    `pusher` is the build's: the layers it already has going up are joined, not pushed again.
+    """
     destinations = [parse_reference(d) for d in output.destinations]
     files = (output.digest_file, output.image_name_with_digest_file, output.image_name_tag_with_digest_file,
              output.tar_path)
@@ -86,7 +87,7 @@ def deliver(image: BuiltImage, output: OutputOptions, client: RegistryClient,
         log.info("wrote docker archive %s (%s)", output.tar_path, ", ".join(tags))
     if destinations and not output.no_push:
         with phase("push", "push " + ", ".join(str(d) for d in destinations)):
-            _push(image, destinations, output, client, mount_sources)
+            _push(image, destinations, output, pusher)
         pushed = [f"{d.name}:{d.tag}@{image.digest}" if d.tag else f"{d.name}@{image.digest}" for d in destinations]
     if output.digest_file is not None:
         _write_atomically(output.digest_file, str(image.digest))

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.cache.layer_cache import LayerCache
 from builder.context.dockerignore import IgnoreMatcher
+from builder.engine.early_push import EarlyPush
 from builder.engine.options import BuildOptions
+from builder.execution.stacked_rootfs import StackedRootfs
 from builder.frontend.plan import Scope
 from builder.image.base import pull_base
 from builder.image.state import ImageState
+from builder.image.unpacked_store import UnpackedStore
 from oci.blobstore import BlobStore
 from oci.digest import Digest
+from oci.layer import Layer
 from oci.models import Platform
 from registry.client import RegistryClient
 from registry.reference import Reference
@@ -40,6 +44,7 @@ class StageResult:
     scope: Scope  # variables at the end of the stage: a stage built FROM this one starts with them
     key: str  # the cache key of its last step: what a COPY --from of this stage depends on
     step_keys: tuple[tuple[str, int], ...] = ()  # (key, layer index or -1) of each filesystem step
+    tree: StackedRootfs | None = None  # when `rootfs` is an overlay stacked on the layer store
 
 
 @dataclass
@@ -52,6 +57,9 @@ class BuildSession:
     cache: LayerCache
     step_output: StageOutput = log_step_output  # a reporter the caller passes in (the CLI: stderr)
     results: dict[int, StageResult] = field(default_factory=dict)
+    early_push: EarlyPush | None = None  # the image's layers go to the destinations while the build runs
+    layer_store: UnpackedStore | None = None  # stage trees stack on it (builder/engine/stage_tree.py)
+    trees: list[StackedRootfs] = field(default_factory=list)  # every stacked tree mounted, to unmount at the end
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("wharfie"))
     _images: dict[tuple[str, Platform], tuple[ImageState, Reference, Digest]] = field(default_factory=dict)
 
@@ -65,6 +73,11 @@ class BuildSession:
         if key not in self._images:
             self._images[key] = pull_base(name, client=self.client, platform=key[1], store=self.store)
         return self._images[key]
+
+    def offer_layers(self, stage_index: int, layers: Sequence[Layer]) -> None:
+        """A stage's layers so far: the target stage's start going to the destinations now."""
+        if self.early_push is not None:
+            self.early_push.offer(stage_index, layers)
 
     def resolved_images(self) -> dict[tuple[str, Platform], tuple[ImageState, Reference, Digest]]:
         """Every image this build resolved, by (name as written, platform): what its provenance lists."""

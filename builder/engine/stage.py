@@ -19,8 +19,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from builder.cache.cache_key import layer_format, sources_digest, start_key, step_key
+from builder.engine.direct_copy import PendingCopies, reads_of, try_direct_copy
 from builder.engine.phases import phase
 from builder.engine.session import BuildSession, StageResult
+from builder.engine.stage_tree import stack_rootfs
 from builder.execution.binfmt import require_runnable
 from builder.execution.inplace import InPlaceRunner
 from builder.execution.network import step_network_mode
@@ -28,6 +30,7 @@ from builder.execution.rootless import chown_hint
 from builder.execution.run_mounts import RunMounts
 from builder.execution.run_step import run_step, walk_mode
 from builder.execution.sandbox import SANDBOX_IGNORED, Bind, RunFailed, RunSpec
+from builder.execution.stacked_rootfs import StackedRootfs
 from builder.frontend import instructions as ins
 from builder.frontend.dockerfile import parse_trigger
 from builder.frontend.globmatch import BadPatternError, match_path, validate_pattern
@@ -74,6 +77,8 @@ class StageBuilder:
         self.stage = stage
         self.rootfs = session.work_dir / f"stage-{stage.index}"
         self.extracted = False
+        self.tree: StackedRootfs | None = None  # the rootfs, when stacked on the machine's unpacked layers
+        self.pending = PendingCopies()  # direct COPYs whose files are not in the rootfs yet
         self.flags = StageFlags()
         self.key = ""
         self.previous_key = ""
@@ -126,6 +131,15 @@ class StageBuilder:
             return self.rootfs
         done = 0
         parent = self.session.results.get(self.stage.base_stage) if self.stage.base_stage is not None else None
+        stacked_parent = (parent.tree, parent.state) if parent is not None and parent.tree is not None else None
+        # --single-snapshot walks the base's tree before the stage's own layers are added: extracted, not stacked.
+        stackable = not self.session.options.single_snapshot
+        if stackable and (parent is None or parent.rootfs is None or stacked_parent is not None):
+            self.tree = stack_rootfs(self.session.layer_store, self.rootfs, self.state, stacked_parent)
+        if self.tree is not None:
+            self.session.trees.append(self.tree)
+            self.extracted = True
+            return self.rootfs
         if parent is not None and parent.rootfs is not None:
             _copy_tree(parent.rootfs, self.rootfs)
             done = len(parent.state.layers)
@@ -152,6 +166,7 @@ class StageBuilder:
         if len(self.state.layers) - layers < 2:
             return
         rootfs = self.ensure_rootfs()
+        self.pending.materialize(rootfs)  # the direct COPYs' files are part of the stage's tree
         assert self.base_snapshot is not None
         after = Snapshot.take(rootfs, self._snapshot_ignore(), mode=walk_mode(self.session.options.snapshot_mode))
         layer = self._write_layer(diff(self.base_snapshot, after), rootfs)
@@ -161,6 +176,7 @@ class StageBuilder:
     # -- the loop -------------------------------------------------------------
     def run(self) -> StageResult:
         for instr in (*self._onbuild_triggers(), *self.stage.instructions):
+            self.session.offer_layers(self.stage.index, self.state.layers)  # the last step's layer goes up now
             try:
                 with phase("step", instr.original or instr.keyword):
                     self.session.log.info("%s", instr.original or instr.keyword)
@@ -179,8 +195,11 @@ class StageBuilder:
                 raise WharfieError(f"{self._where(instr)}: {exc.strerror or exc}{shown}") from None
         if self.session.options.single_snapshot:
             self._single_snapshot()
+        self.session.offer_layers(self.stage.index, self.state.layers)
+        if self.pending and self.stage.index != self.plan.needed[-1].index:
+            self.pending.materialize(self.rootfs)  # a later stage may read this one's tree
         return StageResult(self.stage.index, self.stage.name, self.state, self.rootfs if self.extracted else None,
-                           self.scope, self.key, tuple(self.step_keys))
+                           self.scope, self.key, tuple(self.step_keys), tree=self.tree)
 
     def _onbuild_triggers(self) -> list[ins.Instruction]:
         """The base's ONBUILD triggers run first, then are cleared, as BuildKit does (for a
@@ -211,6 +230,10 @@ class StageBuilder:
                               or (isinstance(expanded, (ins.COPY, ins.ADD)) and not cache.cache_copy_layers))
         # advance() expands ENV itself, so it gets the raw instruction (no double expansion).
         self.scope = self.plan.advance(self.scope, instr)
+        if self.pending and type(expanded) not in CONFIG_INSTRUCTIONS:
+            reads = reads_of(expanded, self.state.config.config.working_dir or "/")
+            if reads is None or self.pending.touches(self.rootfs, reads):
+                self.pending.materialize(self.rootfs)  # the step may read what direct COPYs left out
         if type(expanded) in CONFIG_INSTRUCTIONS:
             config, created_by = apply_config_step(self.state.config, expanded, self.flags)
             self.state = add_history(self.state.with_config(config), self._history(created_by, empty=True))
@@ -409,7 +432,8 @@ class StageBuilder:
 
             sources = " ".join(redact_url(s) for s in instr.sources)  # no URL credentials in history
             created_by = f"{instr.keyword} {sources} {instr.dest} # buildkit"
-            self._snapshot_step(place, created_by)
+            if not self._reuse_cached(created_by) and not try_direct_copy(self, instr, created_by):
+                self._snapshot_step(place, created_by)
 
     def _source_root(self, instr: ins.COPY | ins.ADD, scratch: Path) -> tuple[Path, Callable[[str], bool] | None]:
         excludes = tuple(instr.exclude)
@@ -525,7 +549,7 @@ def _run_and_commit(builder: StageBuilder, spec: RunSpec, created_by: str, scrat
     try:
         with run_step(spec, isolation=options.isolation, scratch=scratch, ignore=ignore,
                       snapshot_mode=options.snapshot_mode, output=None if options.quiet else builder.session.step_output,
-                      runner=runner) as outcome:
+                      runner=runner, fold=builder.tree.fold if builder.tree is not None else None) as outcome:
             layer = builder._write_layer(outcome.changes, outcome.source_root)
     except RunFailed as exc:
         hint = chown_hint(options.isolation.mapping) if options.isolation.rootless else None

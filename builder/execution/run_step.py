@@ -30,6 +30,7 @@ from layers.walk import Snapshot, SnapshotMode, diff
 __all__ = ["StepOutcome", "run_step", "walk_mode", "without_ignored"]
 
 Output = Callable[[str], None] | None
+Fold = Callable[[Path, Sequence[Change]], None]
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,13 @@ def without_ignored(changes: Sequence[Change], ignore: Sequence[str]) -> list[Ch
 
 @contextmanager
 def run_step(spec: RunSpec, *, isolation: Isolation, scratch: Path, ignore: Sequence[str], snapshot_mode: str,
-             output: Output, runner: Callable[[RunSpec, Output], None] | None = None) -> Iterator[StepOutcome]:
-    """Run `spec`; yield its changes. `runner` replaces the sandbox (the in-place mode's runner)."""
+             output: Output, runner: Callable[[RunSpec, Output], None] | None = None,
+             fold: Fold | None = None) -> Iterator[StepOutcome]:
+    """Run `spec`; yield its changes. `runner` replaces the sandbox (the in-place mode's runner);
+    `fold` moves an overlay step's upper dir into a rootfs that is itself an overlay
+    (builder/execution/stacked_rootfs.py) instead of `apply_upper`."""
     if isolation.mode == "sandbox" and isolation.snapshotter == "overlay" and runner is None:
-        with _overlay_step(spec, isolation, scratch, ignore, output) as outcome:
+        with _overlay_step(spec, isolation, scratch, ignore, output, fold) as outcome:
             yield outcome
         return
     run = runner or (lambda s, out: run_in_sandbox(s, output=out))
@@ -69,7 +73,7 @@ def run_step(spec: RunSpec, *, isolation: Isolation, scratch: Path, ignore: Sequ
 
 @contextmanager
 def _overlay_step(spec: RunSpec, isolation: Isolation, scratch: Path, ignore: Sequence[str],
-                  output: Output) -> Iterator[StepOutcome]:
+                  output: Output, fold: Fold | None) -> Iterator[StepOutcome]:
     dirs = OverlayDirs(scratch / "upper", scratch / "work", scratch / "merged", userxattr=isolation.rootless)
     for directory in (dirs.upper, dirs.work, dirs.merged):
         directory.mkdir(parents=True)
@@ -79,7 +83,10 @@ def _overlay_step(spec: RunSpec, isolation: Isolation, scratch: Path, ignore: Se
         linked.settle()
         everything = changes_from_upper(dirs.upper, [spec.root])
         yield StepOutcome(without_ignored(everything, ignore), dirs.upper)
-        merge_upper(dirs.upper, spec.root, everything)
+        if fold is not None:
+            fold(dirs.upper, everything)
+        else:
+            merge_upper(dirs.upper, spec.root, everything)
     finally:
         for directory in (dirs.upper, dirs.work, dirs.merged):
             shutil.rmtree(directory, ignore_errors=True)

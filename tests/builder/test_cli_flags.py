@@ -127,8 +127,10 @@ def test_missing_destination_is_a_usage_error(captured: dict[str, Any], tmp_path
 
 
 def test_a_broken_import_is_not_swallowed() -> None:
-    # Before: one failing import silently removed login, pull and every other registry command.
-    code = "import sys; sys.modules['registry.pull'] = None; import builder.cli.app"
+    # Before: one failing import silently removed login, pull and every other registry command. The registry
+    # commands are imported when asked for (builder/cli/lazy_commands.py): asking for one shows the failure.
+    code = ("import sys; sys.modules['registry.pull'] = None; sys.argv = ['wharfie', 'pull', '--help']; "
+            "from builder.cli.app import main; main()")
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
                           capture_output=True, text=True, check=False)
     assert done.returncode != 0 and "import of registry.pull halted" in done.stderr

@@ -220,3 +220,18 @@ def test_everything_that_changes_layer_bytes_is_in_the_key(registry_open: Regist
                         str(tmp_path / "c"), "-v", "debug", env={"SOURCE_DATE_EPOCH": "1700000000"})
     assert epoch.returncode == 0, epoch.stderr
     assert _hits(epoch.stderr) == 0, "SOURCE_DATE_EPOCH changes the timestamps in every layer"
+
+
+def test_a_layer_goes_up_once_for_the_cache_and_the_destination(registry_open: Registry, busybox_ref: str,
+                                                                 fault_proxy, context: Path, tmp_path: Path) -> None:
+    """The cache store and the early push share one pusher: one upload per layer, the other repo mounts it."""
+    proxy = fault_proxy(registry_open)
+    base = f"{proxy.host}/library/busybox:latest"
+    _build(context, proxy.host, base, "cache/once", tmp_path / "cold")
+    built = re.findall(r"sha256:[0-9a-f]{64}", _manifest(registry_open, "cache/once"))[1:]  # not busybox's
+    assert len(built) == FS_STEPS
+    for digest in built:
+        uploads = proxy.count("PUT", rf"digest={digest}|digest=sha256%3A{digest[7:]}", kind="blob_upload")
+        mounted = [e for e in proxy.exchanges if e.method == "POST" and e.status == 201
+                   and re.search(rf"mount=(sha256:|sha256%3A){digest[7:]}", e.path)]
+        assert (uploads, len(mounted)) == (1, 1), digest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from rootless_user import throwaway_user, userns_forbidden_reason
@@ -54,3 +55,22 @@ def test_rootless_layers_carry_in_namespace_owners(registry_open: Registry, busy
         assert result.returncode == 0, result.stderr
     tree = tree_of(read_back(dest, tmp_path / "rb", ["--src-tls-verify=false"]).rootfs)
     assert tree["srv/a"][2:4] == (1000, 1000) and tree["srv/a/f"][2:4] == (65534, 65534)
+
+
+def test_rootless_stages_stack_on_a_store_of_their_own_dialect(registry_open: Registry, busybox_ref: str) -> None:
+    """In a user namespace the unpacked layers use overlay's user.* xattrs; a build deleting base files
+    leaves them as they were for the next one."""
+    code = {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # this tree's wharfie, not an installed one
+    with throwaway_user(subids=True) as user:
+        context = _context(user, f"FROM {busybox_ref}\nRUN rm -rf /home /etc/passwd && mkdir /home && echo new > /home/only\n")
+        first = user.run(["build", context, "--no-push", "--insecure-registry", registry_open.host,
+                          "--cache-dir", str(user.home / "cache"), "-v", "debug"], env=code)
+        assert first.returncode == 0, first.stderr
+        assert "1 layer dirs stacked" in first.stderr, first.stderr
+        store = user.home / "cache" / "unpacked" / "user"
+        [passwd] = store.glob("*/etc/passwd")
+        assert passwd.read_text().startswith("root:")
+        (user.home / "ctx" / "Dockerfile").write_text(f"FROM {busybox_ref}\nRUN test -s /etc/passwd\n")
+        second = user.run(["build", context, "--no-push", "--insecure-registry", registry_open.host,
+                           "--cache-dir", str(user.home / "cache")], env=code)
+        assert second.returncode == 0, second.stderr
