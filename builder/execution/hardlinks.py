@@ -30,9 +30,9 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["LinkedFiles", "find_link_groups"]
+from layers.fsmeta import OVERLAY_XATTR_PREFIXES
 
-_OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
+__all__ = ["LinkedFiles", "find_link_groups"]
 
 
 def find_link_groups(root: Path) -> list[tuple[str, ...]]:
@@ -186,11 +186,11 @@ def _xattrs(path: str) -> dict[str, bytes]:
             return {}
         raise
     return {name: os.getxattr(path, name, follow_symlinks=False)
-            for name in names if not name.startswith(_OVERLAY_XATTR_PREFIXES)}
+            for name in names if not name.startswith(OVERLAY_XATTR_PREFIXES)}
 
 
 def _overlay_xattrs(path: str) -> bool:
     try:
-        return any(name.startswith(_OVERLAY_XATTR_PREFIXES) for name in os.listxattr(path, follow_symlinks=False))
+        return any(name.startswith(OVERLAY_XATTR_PREFIXES) for name in os.listxattr(path, follow_symlinks=False))
     except OSError:
         return False
