@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,7 @@ import click
 
 from builder.cli.kaniko_argv import NOTES_KEY, go_bool
 from builder.cli.log_format import apply_log_format
+from registry.client_cert import ClientCertificateError, load_client_certificate
 from registry.options import RegistryOptions
 from registry.reference import normalize_host, parse_reference
 
@@ -224,6 +226,10 @@ def _client_certificates(values: Iterable[str]) -> dict[str, tuple[str, str]]:
         if not sep or not cert or not key or "," in key:
             raise click.BadParameter(f"expected {host}=/path/to/cert,/path/to/key, got {host}={files}",
                                      param_hint="--registry-client-cert")
+        try:  # checked now, so a bad file fails the job before the build rather than at its push
+            load_client_certificate(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), cert, key, registry=host)
+        except ClientCertificateError as exc:
+            raise click.BadParameter(str(exc), param_hint="--registry-client-cert") from None
         out[host] = (cert, key)
     return out
 
