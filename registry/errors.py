@@ -55,6 +55,7 @@ __all__ = [
     "caused_by",
     "is_temporary",
     "parse_retry_after",
+    "received_tls_alert",
 ]
 
 UNAUTHORIZED = "UNAUTHORIZED"
@@ -211,6 +212,21 @@ def caused_by(exc: BaseException, kind: type[BaseException] | tuple[type[BaseExc
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def received_tls_alert(exc: BaseException) -> str | None:
+    """The reason of a TLS alert the peer sent (OpenSSL's ``..._ALERT_...``, e.g. ``SSLV3_ALERT_BAD_CERTIFICATE``
+    when a registry requiring mutual TLS refuses the client's certificate or its absence), if that is what
+    `exc` came from: the peer speaks TLS."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        reason = getattr(seen, "reason", None)
+        if isinstance(seen, ssl.SSLError) and isinstance(reason, str) and "_ALERT_" in reason:
+            return reason
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def is_temporary(exc: BaseException) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import random
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from typing import TypeVar
 
 import httpx
 
-from registry.errors import RegistryError, RegistryUnreachableError, caused_by, is_temporary
+from registry.errors import RegistryError, RegistryUnreachableError, caused_by, is_temporary, received_tls_alert
 
 __all__ = ["RetryPolicy", "describe_http_error"]
 
@@ -41,6 +42,9 @@ T = TypeVar("T")
 # started inside it run once and leave the decision to that loop (the `retry.Never` rule).
 _INSIDE_ATTEMPT: contextvars.ContextVar[bool] = contextvars.ContextVar("wharfie_inside_attempt", default=False)
 
+# Alerts about the client's certificate (bad, unknown CA, required, expired...): the server asked for one.
+_CLIENT_CERT_ALERT = re.compile(r"CERTIFICATE|UNKNOWN_CA")
+
 
 def describe_http_error(exc: Exception) -> str:
     """One line about an httpx failure; certificate problems say how to fix them."""
@@ -48,6 +52,10 @@ def describe_http_error(exc: Exception) -> str:
     text = lines[0][:200] if lines else type(exc).__name__
     if caused_by(exc, ssl.SSLCertVerificationError):
         text += " (give its CA with --registry-certificate HOST=PATH, or use --skip-tls-verify)"
+    elif _CLIENT_CERT_ALERT.search(received_tls_alert(exc) or ""):
+        # Sent only by a server that checks client certificates: ours is missing or not one it trusts.
+        text += (" (the registry wants a client certificate it trusts: give one with "
+                 "--registry-client-cert HOST=CERT,KEY)")
     return text
 
 

@@ -2,7 +2,8 @@
 
 A host gets its scheme (HTTPS unless declared insecure; loopback hosts fall
 back to plain HTTP as docker allows), its TLS trust (system roots plus the
-host's private CA, or none with --skip-tls-verify), its credentials and auth
+host's private CA, or none with --skip-tls-verify; a client certificate for
+mutual TLS, registry/client_cert.py), its credentials and auth
 handler, and a keep-alive connection pool. Verbs (manifests, blobs, push, tags)
 only say which repository, which action and which statuses are success; errors
 come back as `RegistryError`s naming both. Nothing here retries: each verb runs
@@ -26,10 +27,11 @@ from typing import Any, TypeVar
 import httpx
 
 from registry.auth import CONTEXT, PING, SCOPES, RegistryAuth, merge_scopes, parse_challenges, repository_scope
+from registry.client_cert import load_client_certificate
 from registry.credentials import resolve_credentials
 from registry.decode import read_limited
 from registry.dockerconfig import Credentials, DockerConfig
-from registry.errors import AuthError, RegistryError, RegistryUnreachableError, caused_by
+from registry.errors import AuthError, RegistryError, RegistryUnreachableError, caused_by, received_tls_alert
 from registry.limits import MAX_SMALL_RESPONSE
 from registry.options import RegistryOptions
 from registry.reference import Reference, api_host
@@ -124,11 +126,7 @@ class Session:
                     raise RegistryError(f"cannot load the CA certificate {ca_file} for {registry}: {exc}") from None
         client_cert = options.client_certificates.get(registry) or options.client_certificates.get(api_host(registry))
         if client_cert:
-            try:
-                context.load_cert_chain(certfile=client_cert[0], keyfile=client_cert[1])
-            except (OSError, ssl.SSLError) as exc:
-                raise RegistryError(f"cannot load the client certificate {client_cert[0]} (key {client_cert[1]}) "
-                                    f"for {registry}: {exc}") from None
+            load_client_certificate(context, *client_cert, registry=registry)
         return context
 
     def _open_host(self, registry: str) -> HostClient:
@@ -157,8 +155,9 @@ class Session:
             client.send(request).close()
             return f"https://{host}"
         except httpx.TransportError as exc:
-            if _untrusted_certificate(exc):
-                # It speaks TLS: falling back to HTTP would only hide the real problem.
+            if _untrusted_certificate(exc) or received_tls_alert(exc):
+                # It speaks TLS (its certificate is not trusted, or it refused ours: mutual TLS):
+                # falling back to HTTP would only hide the real problem.
                 return f"https://{host}"
             if not caused_by(exc, ssl.SSLError):
                 # Refused or timed out: nothing learnt about the scheme; not cached, asked again next time.

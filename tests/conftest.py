@@ -1,4 +1,4 @@
-"""Session-wide test bed: real registries (open, htpasswd, token, TLS), a busybox image, a fault proxy.
+"""Session-wide test bed: real registries (open, htpasswd, token, TLS, mutual TLS), a busybox image, a fault proxy.
 
 Registries are session-scoped and started only when a test asks for one; tests
 sharing one must use repository names of their own.  The token registry serves
@@ -24,7 +24,7 @@ from hypothesis import settings
 from fixtures.baseimage import BusyboxLayout, make_busybox_layout, push_busybox
 from fixtures.proxy import FaultProxy
 from fixtures.registry import Registry
-from fixtures.tls import TLSFiles, make_tls
+from fixtures.tls import ClientCertFiles, TLSFiles, make_client_cert, make_tls
 from fixtures.token_issuer import Account, TokenIssuer
 
 # Fuzz budgets (issue #17). `ci`, the default: a fixed seed (derandomize) and a bounded example
@@ -144,6 +144,22 @@ def registry_token(
     """HTTPS with the test CA, Bearer token auth from ``token_issuer``; ``username``/``password`` may do anything."""
     workdir = tmp_path_factory.mktemp("registry-token")
     with Registry(workdir, mode="token", tls=tls_files, issuer=token_issuer) as registry:
+        yield registry
+
+
+@pytest.fixture(scope="session")
+def client_cert(tmp_path_factory: pytest.TempPathFactory, tls_files: TLSFiles) -> ClientCertFiles:
+    """A client certificate and key signed by the test CA: what ``registry_mtls`` asks for."""
+    return make_client_cert(tls_files, tmp_path_factory.mktemp("client-cert"))
+
+
+@pytest.fixture(scope="session")
+def registry_mtls(
+    tmp_path_factory: pytest.TempPathFactory, tls_files: TLSFiles, client_cert: ClientCertFiles
+) -> Iterator[Registry]:
+    """HTTPS with the test CA, no auth, and mutual TLS: a client certificate signed by the test CA is required
+    (``client_cert`` is one; ``cert_dir`` holds it for skopeo)."""
+    with Registry(tmp_path_factory.mktemp("registry-mtls"), tls=tls_files, client_cert=client_cert) as registry:
         yield registry
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fixtures.baseimage import BusyboxLayout, make_busybox_layout, push_busybox
 from fixtures.proxy import Fault, FaultProxy, path_kind
 from fixtures.registry import Registry
+from fixtures.tls import TLSFiles, make_client_cert, make_tls
 from fixtures.token_issuer import Account, TokenIssuer, libtrust_key_id
 
 MakeProxy = Callable[[Registry | str], FaultProxy]
@@ -256,6 +258,25 @@ def test_tls_registry_needs_the_test_ca(registry_tls: Registry, busybox_layout: 
     assert inspect(registry_tls, reference)["Layers"] == [busybox_layout.layer_digest]
     result = skopeo("inspect", f"docker://{reference}")
     assert result.returncode != 0 and "certificate" in result.stderr
+
+
+def test_mtls_registry_needs_a_client_certificate_of_the_test_ca(
+    registry_mtls: Registry, tls_files: TLSFiles, busybox_layout: BusyboxLayout, tmp_path: Path
+) -> None:
+    reference = push_busybox(registry_mtls, "mtls/busybox")  # skopeo with the client cert in its cert dir
+    assert inspect(registry_mtls, reference)["Layers"] == [busybox_layout.layer_digest]
+    # The server CA alone (no client certificate) is refused, by skopeo and by plain httpx.
+    without = skopeo("inspect", f"--cert-dir={tls_files.cert_dir}", f"docker://{reference}")
+    assert without.returncode != 0 and "bad certificate" in without.stderr, without.stderr
+    with pytest.raises(httpx.TransportError, match="BAD_CERTIFICATE"):
+        httpx.get(f"{registry_mtls.url}/v2/", verify=ssl.create_default_context(cafile=str(tls_files.ca_cert)))
+    # A client certificate from another CA is refused too: the registry checks who signed it.
+    stranger = make_client_cert(make_tls(tmp_path / "other-ca"), tmp_path / "stranger")
+    context = ssl.create_default_context(cafile=str(tls_files.ca_cert))
+    context.load_cert_chain(str(stranger.cert), str(stranger.key))
+    with pytest.raises(httpx.TransportError, match="BAD_CERTIFICATE"):
+        httpx.get(f"{registry_mtls.url}/v2/", verify=context)
+    assert httpx.get(f"{registry_mtls.url}/v2/", verify=registry_mtls.ssl_context()).status_code == 200
 
 
 # -- registry lifecycle ----------------------------------------------------------------

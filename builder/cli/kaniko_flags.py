@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,7 @@ import click
 
 from builder.cli.kaniko_argv import NOTES_KEY, go_bool
 from builder.cli.log_format import apply_log_format
+from registry.client_cert import ClientCertificateError, load_client_certificate
 from registry.options import RegistryOptions
 from registry.reference import normalize_host, parse_reference
 
@@ -53,8 +55,8 @@ def _f(name: str, kind: Kind, handling: Handling, meaning: str, short: str | Non
 
 KANIKO_FLAGS: tuple[KanikoFlag, ...] = (
     _f("verbosity", "string", "native", "log level; kaniko's trace is debug here, fatal and panic are error", "v"),
-    _f("log-format", "string", "mapped", "json: one logrus-style JSON object per log line; text and color: plain "
-       "lines (wharfie's lines carry no colour codes)"),
+    _f("log-format", "string", "mapped", "json: one logrus-style JSON object per log line; color: each line "
+       "starts with its level, coloured, as logrus writes it; text (and no flag): wharfie's plain lines"),
     _f("log-timestamp", "bool", "mapped", "each text log line starts with its RFC 3339 time"),
     _f("force", "bool", "native", "build in place even where no container is detected"),
     _f("dockerfile", "string", "native", "the Dockerfile (from the current directory, then the context)", "f"),
@@ -170,7 +172,7 @@ class KanikoSettings:
     image_name_tag_with_digest_file: Path | None = None
     ignore_immutable_tag_errors: bool = False
     ignore_paths: tuple[str, ...] = ()
-    log_format: str = "color"
+    log_format: str = "text"
     log_timestamp: bool = False
     cleanup: bool = False
     single_snapshot: bool = False
@@ -224,6 +226,10 @@ def _client_certificates(values: Iterable[str]) -> dict[str, tuple[str, str]]:
         if not sep or not cert or not key or "," in key:
             raise click.BadParameter(f"expected {host}=/path/to/cert,/path/to/key, got {host}={files}",
                                      param_hint="--registry-client-cert")
+        try:  # checked now, so a bad file fails the job before the build rather than at its push
+            load_client_certificate(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), cert, key, registry=host)
+        except ClientCertificateError as exc:
+            raise click.BadParameter(str(exc), param_hint="--registry-client-cert") from None
         out[host] = (cert, key)
     return out
 
@@ -282,8 +288,8 @@ def kaniko_settings(kw: dict[str, Any]) -> KanikoSettings:
 
     The log format is applied at once (logging is already set up), then what each flag given does is logged.
     """
-    log_format = kw["kaniko_log_format"] or "color"
-    if log_format not in ("text", "color", "json"):
+    log_format = kw["kaniko_log_format"]  # None: wharfie's plain lines (builder/cli/log_format.py says why)
+    if log_format not in (None, "text", "color", "json"):
         raise click.BadParameter(f"not a valid log format: {log_format!r} (text, color or json)",
                                  param_hint="--log-format")
     apply_log_format(log_format, timestamp=bool(_bool(kw, "log-timestamp")))
@@ -300,7 +306,7 @@ def kaniko_settings(kw: dict[str, Any]) -> KanikoSettings:
                                          if kw["kaniko_image_name_tag_with_digest_file"] else None),
         ignore_immutable_tag_errors=bool(_bool(kw, "push-ignore-immutable-tag-errors")),
         ignore_paths=("/var/run",) if _bool(kw, "ignore-var-run") else (),
-        log_format=log_format,
+        log_format=log_format or "text",
         log_timestamp=bool(_bool(kw, "log-timestamp")),
         cleanup=bool(_bool(kw, "cleanup")),
         single_snapshot=bool(_bool(kw, "single-snapshot")),

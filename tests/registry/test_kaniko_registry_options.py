@@ -46,12 +46,12 @@ def test_tls_verification_per_host_and_for_pulls_only() -> None:
 
 
 def test_client_certificates_are_loaded_and_a_bad_one_is_named(tls_files: TLSFiles, tmp_path: Path) -> None:
-    pair = (str(tls_files.server_cert), str(tls_files.server_key))
+    pair = (str(tls_files.server_cert), str(tls_files.server_key))  # any cert and its key load
     with client(client_certificates={"mtls.example": pair}) as c:
         c.session._verify("mtls.example")  # loads without error
     missing = (str(tmp_path / "nope.pem"), str(tmp_path / "nope.key"))
     with client(client_certificates={"mtls.example": missing}) as c, \
-            pytest.raises(RegistryError, match="cannot load the client certificate .*nope.pem .*for mtls.example"):
+            pytest.raises(RegistryError, match="cannot read the client certificate .*nope.pem for mtls.example"):
         c.session._verify("mtls.example")
 
 
