@@ -153,13 +153,13 @@ def build_image(options: BuildOptions, *, client: RegistryClient,
     _check_run_platforms(plan, options)
     clock.lap("parse")
     store = BlobStore(options.cache_dir)
-    work_root = options.work_dir or Path(tempfile.gettempdir())
-    work_root.mkdir(parents=True, exist_ok=True)
-    work_dir = Path(tempfile.mkdtemp(prefix="wharfie-build-", dir=work_root))
     cache: LayerCache | None = None
     cache_repo = _cache_repo(options)
     # One pusher for the cache's entries and the image: a layer goes to each registry once.
     pusher = client.blob_pusher(mount_sources=(cache_repo,) if cache_repo else ())
+    work_root = options.work_dir or Path(tempfile.gettempdir())
+    work_root.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix="wharfie-build-", dir=work_root))  # removed in the `finally` below
     removal = BackgroundRemoval()
     session: BuildSession | None = None
     try:

@@ -43,7 +43,9 @@ from oci.digest import Digest
 from oci.errors import WharfieError
 from oci.layer import StoredLayer
 from oci.models import ContainerConfig, Descriptor, ImageConfig, Platform
+from registry.client import RegistryClient
 from registry.errors import InvalidReferenceError
+from registry.options import RegistryOptions
 from registry.reference import Reference, parse_reference
 
 __all__ = ["CONTEXT_FILES", "HangError", "OfflineBuild", "assert_error_contract", "fuzz_settings", "is_long", "outcome",
@@ -219,7 +221,8 @@ class OfflineBuild:
             secrets=(SecretSource("tok", path=self.secret),),
         )
         try:
-            return build_image(options, client=None)  # type: ignore[arg-type]  # no registry is ever asked
+            with RegistryClient(RegistryOptions()) as client:  # offline(): no registry is ever asked
+                return build_image(options, client=client)
         finally:
             left = sorted(p.name for p in self.work.iterdir())
             assert not left, f"the build left {left} in its work dir"
