@@ -1,4 +1,4 @@
-"""Session-wide test bed: real registries (open, htpasswd, token, TLS), a busybox image, a fault proxy.
+"""Session-wide test bed: real registries (open, htpasswd, token, TLS), a busybox image, a fault proxy, wharfie's image.
 
 Registries are session-scoped and started only when a test asks for one; tests
 sharing one must use repository names of their own.  The token registry serves
@@ -26,6 +26,9 @@ from fixtures.proxy import FaultProxy
 from fixtures.registry import Registry
 from fixtures.tls import TLSFiles, make_tls
 from fixtures.token_issuer import Account, TokenIssuer
+
+# wharfie's own image, built once per session for tests/image and tests/gitlab_ci (pytest fixtures).
+from fixtures.wharfie_image import debian_python_ref, podman, wharfie_image  # noqa: F401
 
 # Fuzz budgets (issue #17). `ci`, the default: a fixed seed (derandomize) and a bounded example
 # count, no example database. `long`: `pytest --hypothesis-profile=long` or WHARFIE_FUZZ=long, for
