@@ -25,7 +25,8 @@ from fixtures.registry import Registry
 BedMaker = Callable[..., GitLabJobBed]
 
 
-def run_pipeline(bed: GitLabJobBed, runner: PodmanRunner, **pipeline: str) -> list[tuple[Job, subprocess.CompletedProcess[str]]]:
+def run_pipeline(bed: GitLabJobBed, runner: PodmanRunner,
+                 **pipeline: str) -> list[tuple[Job, subprocess.CompletedProcess[str]]]:
     """Run every job of the example's pipeline in stage order; each must succeed."""
     variables = bed.variables(**pipeline)
     done = []
@@ -33,6 +34,8 @@ def run_pipeline(bed: GitLabJobBed, runner: PodmanRunner, **pipeline: str) -> li
         result = runner.run(job, variables, bed)
         assert result.returncode == 0, f"job {job.name} failed {runner.where}:\n{result.stdout}\n{result.stderr}"
         assert bed.job_token not in result.stdout + result.stderr, "the job token is never printed"
+        kept = [path for path in bed.builds.rglob("*") if path.is_file() and bed.job_token.encode() in path.read_bytes()]
+        assert not kept, f"the job token written to the builds volume (artifacts, caches): {kept}"
         done.append((job, result))
     return done
 
