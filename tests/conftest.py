@@ -1,4 +1,4 @@
-"""Session-wide test bed: real registries (open, htpasswd, token, TLS), a busybox image, a fault proxy, wharfie's image.
+"""Session-wide test bed: real registries (open, htpasswd, token, TLS), a busybox image, a fault proxy.
 
 Registries are session-scoped and started only when a test asks for one; tests
 sharing one must use repository names of their own.  The token registry serves
@@ -27,9 +27,6 @@ from fixtures.registry import Registry
 from fixtures.tls import TLSFiles, make_tls
 from fixtures.token_issuer import Account, TokenIssuer
 
-# wharfie's own image, built once per session for tests/image and tests/gitlab_ci (pytest fixtures).
-from fixtures.wharfie_image import debian_python_ref, podman, wharfie_image  # noqa: F401
-
 # Fuzz budgets (issue #17). `ci`, the default: a fixed seed (derandomize) and a bounded example
 # count, no example database. `long`: `pytest --hypothesis-profile=long` or WHARFIE_FUZZ=long, for
 # campaigns on demand; every failure one finds is kept as an @example in its test.
@@ -37,6 +34,10 @@ settings.register_profile("ci", derandomize=True, max_examples=150, deadline=Non
                           print_blob=True)
 settings.register_profile("long", max_examples=20_000, deadline=None, database=None, print_blob=True)
 settings.load_profile(os.environ.get("WHARFIE_FUZZ", "ci"))
+
+# wharfie's own image, built once per session for tests/image and tests/gitlab_ci: fixtures `podman`,
+# `debian_python_ref`, `wharfie_image`.
+pytest_plugins = ["fixtures.wharfie_image"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
