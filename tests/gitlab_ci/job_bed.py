@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fixtures.gitlab_api import GitLabAPIServer
@@ -13,7 +13,8 @@ EXAMPLES = REPO / "examples" / "gitlab-ci"
 BUILDS_DIR = "/builds"
 SHA = "9c1f0e5d4b3a29180716f5e4d3c2b1a098f7e6d5"
 PROJECT_IDS = {"default-branch": 101, "merge-request": 102, "release-tags": 103, "remote-cache": 104,
-               "several-images": 105, "multi-arch": 106, "scheduled-cleanup": 107, "deploy-token-pull": 108}
+               "several-images": 105, "multi-arch": 106, "scheduled-cleanup": 107, "deploy-token-pull": 108,
+               "from-kaniko": 109}
 
 
 @dataclass
@@ -28,6 +29,8 @@ class GitLabJobBed:
     job_token: str
     deploy_user: str
     deploy_password: str
+    project_variables: dict[str, str] = field(default_factory=dict)  # the project's CI/CD variables
+    file_variables: dict[str, str] = field(default_factory=dict)  # its CI/CD variables of type File: their content
 
     @property
     def project_path(self) -> str:
@@ -37,11 +40,6 @@ class GitLabJobBed:
     def project_dir(self) -> Path:
         """The project's checkout on this host; the job sees it at `$CI_PROJECT_DIR`."""
         return self.builds / self.project_path
-
-    @property
-    def file_variables(self) -> dict[str, str]:
-        """CI/CD variables of type File: the test CA, as a project using a registry with a private CA sets it."""
-        return {"SSL_CERT_FILE": self.registry.ca_file.read_text()}
 
     @property
     def image(self) -> str:
@@ -62,4 +60,4 @@ class GitLabJobBed:
             "CI_DEPLOY_PASSWORD": self.deploy_password, "CI_COMMIT_SHA": SHA, "CI_COMMIT_SHORT_SHA": SHA[:8],
             "CI_DEFAULT_BRANCH": "main", "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_REF_NAME": ref,
         }
-        return {**base, **pipeline}
+        return {**base, **self.project_variables, **pipeline}

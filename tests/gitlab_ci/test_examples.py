@@ -200,3 +200,16 @@ def test_deploy_token_pull(job_runner: PodmanRunner, job_bed: BedMaker, busybox_
     expected = json.loads(skopeo(bed.registry, "inspect", "--config", f"docker://{bed.image}:{SHA}").stdout)
     assert json.loads(inspected.stdout)["Layers"] == expected["rootfs"]["diff_ids"]
     assert bed.deploy_password not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_from_kaniko(job_runner: PodmanRunner, job_bed: BedMaker, busybox_ref: str) -> None:
+    bed = job_bed("from-kaniko", private_ca="kaniko")  # no SSL_CERT_FILE: the CA only in /kaniko/ssl/certs
+    write_project(bed, {"Dockerfile": f"FROM {busybox_ref}\nRUN echo kaniko > /made\n"})
+    assert not jobs_of(EXAMPLES / bed.example / ".gitlab-ci.yml", bed.variables(CI_COMMIT_BRANCH="main"))
+    run_pipeline(bed, job_runner, CI_COMMIT_TAG="v1.0.0")
+    pushed = tags(bed.registry, bed.project_path)
+    assert list(pushed) == ["v1.0.0"], "the job's --destination, not GitLab's conventions"
+    config = json.loads(skopeo(bed.registry, "inspect", "--config", f"docker://{bed.image}:v1.0.0").stdout)
+    assert "echo kaniko > /made" in config["history"][-1]["created_by"]
+

@@ -46,6 +46,8 @@ def test_the_image_holds_wharfie_and_nothing_else_and_is_small(wharfie_image: Wh
     assert config["Entrypoint"] == ["/kaniko/executor"]
     assert "PATH=/wharfie/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in config["Env"]
     assert "DOCKER_CONFIG=/kaniko/.docker" in config["Env"]
+    assert "SSL_CERT_DIR=/kaniko/ssl/certs" in config["Env"] and tree["kaniko/ssl/certs"][0] == "dir", \
+        "kaniko's CA directory: GitLab's docs have jobs add a private CA there"
 
 
 def test_in_place_builds_twice_and_the_job_shell_goes_on(wharfie_image: WharfieImage, registry_open: Registry,
