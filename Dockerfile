@@ -33,5 +33,6 @@ FROM scratch
 COPY --from=assemble /out/ /
 ENV PATH=/wharfie/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     DOCKER_CONFIG=/kaniko/.docker \
+    SSL_CERT_DIR=/kaniko/ssl/certs \
     SSL_CERT_FILE=/wharfie/etc/ssl/certs/ca-certificates.crt
 ENTRYPOINT ["/kaniko/executor"]

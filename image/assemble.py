@@ -11,7 +11,7 @@ outside OUT/wharfie, so that an in-place build may replace the rest of `/`:
   wharfie/bin/       busybox-static and its applets (the job's shell and tools), and
                      wrappers that start the ELF programs through wharfie/lib's loader
   wharfie/etc/       the CA bundle, an OpenSSL config of its own, own-paths
-and, for kaniko's users: kaniko/executor, kaniko/.docker/, busybox -> wharfie/bin,
+and, for kaniko's users: kaniko/executor, kaniko/.docker/, kaniko/ssl/certs/, busybox -> wharfie/bin,
 and an empty tmp/. image/README.md says why this route was chosen.
 """
 
@@ -179,6 +179,9 @@ def install_config(prefix: Path) -> None:
 
 def install_kaniko_compat(out: Path) -> None:
     (out / "kaniko" / ".docker").mkdir(parents=True)
+    # $SSL_CERT_DIR, as in kaniko's image: GitLab's documentation has kaniko jobs add their private CA
+    # there (additional-ca-cert-bundle.crt); wharfie reads every file of it (registry/tls_trust.py).
+    (out / "kaniko" / "ssl" / "certs").mkdir(parents=True)
     write_script(out / "kaniko" / "executor", f"""#!{HOME}/bin/sh
 # kaniko's executor command line, run by wharfie (`wharfie build` accepts kaniko's flags).
 exec {HOME}/bin/wharfie build "$@"

@@ -36,6 +36,7 @@ from registry.limits import MAX_SMALL_RESPONSE
 from registry.options import RegistryOptions
 from registry.reference import Reference, api_host
 from registry.retry import RetryPolicy, describe_http_error
+from registry.tls_trust import trust_cert_dirs
 
 __all__ = ["ACTION_SCOPES", "HostClient", "Session", "is_loopback"]
 
@@ -118,6 +119,7 @@ class Session:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         else:
+            trust_cert_dirs(context)
             ca_file = options.ca_files.get(registry) or options.ca_files.get(api_host(registry))
             if ca_file:
                 try:

@@ -35,6 +35,10 @@ settings.register_profile("ci", derandomize=True, max_examples=150, deadline=Non
 settings.register_profile("long", max_examples=20_000, deadline=None, database=None, print_blob=True)
 settings.load_profile(os.environ.get("WHARFIE_FUZZ", "ci"))
 
+# wharfie's own image, built once per session for tests/image and tests/gitlab_ci: fixtures `podman`,
+# `debian_python_ref`, `wharfie_image`.
+pytest_plugins = ["fixtures.wharfie_image"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than a few seconds (deselect with -m 'not slow')")

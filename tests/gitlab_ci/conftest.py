@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
-import stat
-import sys
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from job_bed import PROJECT_IDS, REPO, GitLabJobBed
-from runners import HostRunner, JobRunner, PodmanRunner
+from job_bed import PROJECT_IDS, GitLabJobBed
+from runners import PodmanRunner
 
 from fixtures.gitlab_api import GitLabAPIServer
 from fixtures.registry import Registry
+from fixtures.wharfie_image import WharfieImage
 
 
 @pytest.fixture(scope="session")
-def wharfie_on_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory whose `wharfie` runs this checkout's CLI with this interpreter."""
-    directory = tmp_path_factory.mktemp("bin")
-    shim = directory / "wharfie"
-    shim.write_text(f"#!/bin/sh\nPYTHONPATH='{REPO}' exec '{sys.executable}' -m builder \"$@\"\n")
-    shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return directory
-
-
-@pytest.fixture(scope="session")
-def job_runner(request: pytest.FixtureRequest, wharfie_on_path: Path) -> JobRunner:
-    """wharfie's image under podman when the session can build it (fixture `wharfie_image`), else this host."""
-    try:
-        image = request.getfixturevalue("wharfie_image")
-    except pytest.FixtureLookupError:
-        warnings.warn("tests/gitlab_ci: no `wharfie_image` fixture visible here (tests/image/conftest.py defines it "
-                      "for tests/image only): the example jobs run on the host with this checkout's wharfie",
-                      stacklevel=1)
-        return HostRunner(wharfie_on_path)
-    return PodmanRunner(image)
+def job_runner(wharfie_image: WharfieImage) -> PodmanRunner:
+    """wharfie's image under podman; skipped, with the reason, where podman or the image's base is missing."""
+    return PodmanRunner(wharfie_image)
 
 
 @pytest.fixture
@@ -44,21 +25,26 @@ def job_bed(registry_token: Registry, token_accounts, tmp_path: Path) -> Iterato
     """``job_bed("default-branch")``: the example's project, GitLab API and job variables, stopped after the test.
 
     ``job_bed(example, name)`` names the project otherwise, for tests running one example more than once.
+    The registry's private CA (the test CA) reaches the job as a project would give it: a variable of type
+    File named ``SSL_CERT_FILE``, or with ``private_ca="kaniko"`` the PEM in ``ADDITIONAL_CA_CERT_BUNDLE``,
+    as GitLab's kaniko documentation has it.
     """
     servers: list[GitLabAPIServer] = []
 
-    def make(example: str, name: str | None = None) -> GitLabJobBed:
+    def make(example: str, name: str | None = None, *, private_ca: str = "file") -> GitLabJobBed:
         project_path = f"group/project/{name or example}"
         api = GitLabAPIServer(registry_token, {project_path: PROJECT_IDS[example]}).start()
         servers.append(api)
         job, reader = token_accounts["ci_job"], token_accounts["reader"]
         api.add_job_token(job.password, project_path)
-        project = tmp_path / "project"
-        project.mkdir()
-        home = tmp_path / "home"
-        home.mkdir()
-        return GitLabJobBed(example, name or example, registry_token, api, project, job.password, reader.username,
-                            reader.password, home)
+        assert private_ca in ("file", "kaniko"), private_ca
+        ca = registry_token.ca_file.read_text()
+        bed = GitLabJobBed(example, name or example, registry_token, api, tmp_path / "builds", job.password,
+                           reader.username, reader.password,
+                           project_variables={"ADDITIONAL_CA_CERT_BUNDLE": ca} if private_ca == "kaniko" else {},
+                           file_variables={"SSL_CERT_FILE": ca} if private_ca == "file" else {})
+        bed.project_dir.mkdir(parents=True)
+        return bed
 
     yield make
     for server in servers:

@@ -2,8 +2,8 @@
 
 A pipeline is described by the variables GitLab would set (branch, tag,
 merge request, schedule); `rules:` decide which jobs it holds; each job's
-lines run in a shell with the job's environment (tests/gitlab_ci/conftest.py
-says where), against the token-auth TLS registry with the job token and,
+lines run in wharfie's image under podman with the job's environment
+(runners.py), against the token-auth TLS registry with the job token and,
 for cleanup, GitLab's API in front of it. Outcomes are read back from the
 registry with skopeo as its admin.
 """
@@ -18,14 +18,15 @@ from collections.abc import Callable
 import pytest
 from job_bed import EXAMPLES, PROJECT_IDS, SHA, GitLabJobBed
 from pipeline import Job, jobs_of, rule_matches
-from runners import JobRunner
+from runners import PodmanRunner
 
 from fixtures.registry import Registry
 
 BedMaker = Callable[..., GitLabJobBed]
 
 
-def run_pipeline(bed: GitLabJobBed, runner: JobRunner, **pipeline: str) -> list[tuple[Job, subprocess.CompletedProcess[str]]]:
+def run_pipeline(bed: GitLabJobBed, runner: PodmanRunner,
+                 **pipeline: str) -> list[tuple[Job, subprocess.CompletedProcess[str]]]:
     """Run every job of the example's pipeline in stage order; each must succeed."""
     variables = bed.variables(**pipeline)
     done = []
@@ -33,6 +34,8 @@ def run_pipeline(bed: GitLabJobBed, runner: JobRunner, **pipeline: str) -> list[
         result = runner.run(job, variables, bed)
         assert result.returncode == 0, f"job {job.name} failed {runner.where}:\n{result.stdout}\n{result.stderr}"
         assert bed.job_token not in result.stdout + result.stderr, "the job token is never printed"
+        kept = [path for path in bed.builds.rglob("*") if path.is_file() and bed.job_token.encode() in path.read_bytes()]
+        assert not kept, f"the job token written to the builds volume (artifacts, caches): {kept}"
         done.append((job, result))
     return done
 
@@ -86,7 +89,8 @@ def test_rules_evaluation(expression: str, env: dict[str, str], expected: bool) 
     assert rule_matches(expression, env) is expected
 
 
-def test_default_branch(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: str) -> None:
+@pytest.mark.slow  # the jobs run in wharfie's image (its build, once per session, takes about a minute)
+def test_default_branch(job_runner: PodmanRunner, job_bed: BedMaker, busybox_ref: str) -> None:
     bed = job_bed("default-branch")
     write_project(bed, {"Dockerfile": f"FROM {busybox_ref}\nCOPY app.txt /\n", "app.txt": "app\n"})
     assert not jobs_of(EXAMPLES / bed.example / ".gitlab-ci.yml", bed.variables(CI_COMMIT_BRANCH="topic"))
@@ -96,7 +100,8 @@ def test_default_branch(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: s
     assert f"pushed {bed.image}:latest@{pushed['latest']}" in result.stdout
 
 
-def test_merge_request(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: str) -> None:
+@pytest.mark.slow
+def test_merge_request(job_runner: PodmanRunner, job_bed: BedMaker, busybox_ref: str) -> None:
     bed = job_bed("merge-request")
     write_project(bed, {"Dockerfile": f"FROM {busybox_ref}\nCOPY app.txt /\n", "app.txt": "app\n"})
     assert not jobs_of(EXAMPLES / bed.example / ".gitlab-ci.yml", bed.variables(CI_COMMIT_BRANCH="main"))
@@ -108,9 +113,10 @@ def test_merge_request(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: st
     assert tags(bed.registry, bed.project_path) == {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("tag", "expected"), [("v1.4.2", ["1", "1.4", "1.4.2", "latest"]),
                                                ("v2.0.0-rc.1", ["2.0.0-rc.1"])])
-def test_release_tags(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: str, tag: str, expected: list[str]) -> None:
+def test_release_tags(job_runner: PodmanRunner, job_bed: BedMaker, busybox_ref: str, tag: str, expected: list[str]) -> None:
     bed = job_bed("release-tags", f"release-{tag}")
     write_project(bed, {"Dockerfile": f"FROM {busybox_ref}\nCOPY app.txt /\n", "app.txt": "app\n"})
     assert not jobs_of(EXAMPLES / bed.example / ".gitlab-ci.yml", bed.variables(CI_COMMIT_TAG="nightly"))
@@ -122,12 +128,14 @@ def test_release_tags(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: str
     assert sorted(released) == sorted(f"{bed.image}:{t}@{digest}" for t in expected)
 
 
-def test_remote_cache(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: str) -> None:
+@pytest.mark.slow
+def test_remote_cache(job_runner: PodmanRunner, job_bed: BedMaker, busybox_ref: str) -> None:
     bed = job_bed("remote-cache")
     write_project(bed, {"Dockerfile": f"FROM {busybox_ref}\nRUN echo built > /built.txt\nCOPY app.txt /\n",
                         "app.txt": "app\n"})
     [(_job, first)] = run_pipeline(bed, job_runner, CI_COMMIT_BRANCH="topic", CI_COMMIT_REF_SLUG="topic")
     assert "cache hit" not in first.stderr
+    assert "isolation: sandbox, rootless" in first.stderr, "the job container allows user namespaces: RUN uses one"
     assert tags(bed.registry, f"{bed.project_path}/cache"), "steps stored in $CI_REGISTRY_IMAGE/cache"
     [(_job, second)] = run_pipeline(bed, job_runner, CI_COMMIT_BRANCH="topic", CI_COMMIT_REF_SLUG="topic",
                                     CI_COMMIT_SHA="1" * 40)
@@ -137,7 +145,8 @@ def test_remote_cache(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: str
     assert layers[0] == layers[1], "a fully cached rebuild has the same layers (only its dates differ)"
 
 
-def test_several_images(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: str) -> None:
+@pytest.mark.slow
+def test_several_images(job_runner: PodmanRunner, job_bed: BedMaker, busybox_ref: str) -> None:
     bed = job_bed("several-images")
     write_project(bed, {"api/Dockerfile": f"FROM {busybox_ref}\nCOPY api.txt /\n", "api/api.txt": "api\n",
                         "worker/Dockerfile": "FROM scratch\nCOPY worker.txt /\n", "worker/worker.txt": "worker\n"})
@@ -148,7 +157,8 @@ def test_several_images(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: s
     assert api[SHA] != worker[SHA]
 
 
-def test_multi_arch(job_runner: JobRunner, job_bed: BedMaker) -> None:
+@pytest.mark.slow
+def test_multi_arch(job_runner: PodmanRunner, job_bed: BedMaker) -> None:
     bed = job_bed("multi-arch")
     write_project(bed, {"Dockerfile": "FROM scratch\nCOPY app.txt /\n", "app.txt": "app\n"})
     done = run_pipeline(bed, job_runner, CI_COMMIT_BRANCH="main", CI_COMMIT_REF_SLUG="main")
@@ -160,7 +170,8 @@ def test_multi_arch(job_runner: JobRunner, job_bed: BedMaker) -> None:
     assert {m["digest"] for m in index["manifests"]} == {per_arch[f"{SHA}-amd64"], per_arch[f"{SHA}-arm64"]}
 
 
-def test_scheduled_cleanup(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: str) -> None:
+@pytest.mark.slow
+def test_scheduled_cleanup(job_runner: PodmanRunner, job_bed: BedMaker, busybox_ref: str) -> None:
     bed = job_bed("scheduled-cleanup")
     names = ["latest", "v1.0.0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"]
     for name in names:
@@ -176,7 +187,8 @@ def test_scheduled_cleanup(job_runner: JobRunner, job_bed: BedMaker, busybox_ref
     assert {c.token_header for c in bed.api.calls} == {"JOB-TOKEN"}
 
 
-def test_deploy_token_pull(job_runner: JobRunner, job_bed: BedMaker, busybox_ref: str) -> None:
+@pytest.mark.slow
+def test_deploy_token_pull(job_runner: PodmanRunner, job_bed: BedMaker, busybox_ref: str) -> None:
     bed = job_bed("deploy-token-pull")
     copied = skopeo(bed.registry, "copy", "--quiet", f"docker://{busybox_ref}", f"docker://{bed.image}:{SHA}")
     assert copied.returncode == 0, copied.stderr
@@ -188,3 +200,16 @@ def test_deploy_token_pull(job_runner: JobRunner, job_bed: BedMaker, busybox_ref
     expected = json.loads(skopeo(bed.registry, "inspect", "--config", f"docker://{bed.image}:{SHA}").stdout)
     assert json.loads(inspected.stdout)["Layers"] == expected["rootfs"]["diff_ids"]
     assert bed.deploy_password not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_from_kaniko(job_runner: PodmanRunner, job_bed: BedMaker, busybox_ref: str) -> None:
+    bed = job_bed("from-kaniko", private_ca="kaniko")  # no SSL_CERT_FILE: the CA only in /kaniko/ssl/certs
+    write_project(bed, {"Dockerfile": f"FROM {busybox_ref}\nRUN echo kaniko > /made\n"})
+    assert not jobs_of(EXAMPLES / bed.example / ".gitlab-ci.yml", bed.variables(CI_COMMIT_BRANCH="main"))
+    run_pipeline(bed, job_runner, CI_COMMIT_TAG="v1.0.0")
+    pushed = tags(bed.registry, bed.project_path)
+    assert list(pushed) == ["v1.0.0"], "the job's --destination, not GitLab's conventions"
+    config = json.loads(skopeo(bed.registry, "inspect", "--config", f"docker://{bed.image}:v1.0.0").stdout)
+    assert "echo kaniko > /made" in config["history"][-1]["created_by"]
+

@@ -11,11 +11,11 @@ import json
 from pathlib import Path
 
 import pytest
-from image_jobs import WharfieImage, run_job
 
 from fixtures.debian_base import ensure_debian_base
 from fixtures.readback import read_back, tree_of
 from fixtures.registry import Registry
+from fixtures.wharfie_image import BASE_PACKAGES, WharfieImage, run_job
 
 pytestmark = pytest.mark.slow
 
@@ -46,6 +46,8 @@ def test_the_image_holds_wharfie_and_nothing_else_and_is_small(wharfie_image: Wh
     assert config["Entrypoint"] == ["/kaniko/executor"]
     assert "PATH=/wharfie/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in config["Env"]
     assert "DOCKER_CONFIG=/kaniko/.docker" in config["Env"]
+    assert "SSL_CERT_DIR=/kaniko/ssl/certs" in config["Env"] and tree["kaniko/ssl/certs"][0] == "dir", \
+        "kaniko's CA directory: GitLab's docs have jobs add a private CA there"
 
 
 def test_in_place_builds_twice_and_the_job_shell_goes_on(wharfie_image: WharfieImage, registry_open: Registry,
@@ -106,7 +108,7 @@ def test_a_debian_image_keeps_its_own_python_when_built_in_place(wharfie_image: 
     assert done.returncode == 0, done.stderr
     tree = _tree(ref, tmp_path / "rb")
     assert tree["python-ok"][4] == "python ok\n", "the image's own python3 ran, with its own standard library"
-    stdlib = ensure_debian_base(("busybox-static", "ca-certificates", "python3")).rootfs / "usr/lib/python3.11"
+    stdlib = ensure_debian_base(BASE_PACKAGES).rootfs / "usr/lib/python3.11"
     expected = {str(p.relative_to(stdlib.parents[2])) for p in stdlib.rglob("*")}
     assert expected <= set(tree), f"missing: {sorted(expected - set(tree))[:10]}"
     assert not [path for path in tree if path.startswith(("wharfie", "kaniko", "busybox"))]
