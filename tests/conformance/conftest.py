@@ -10,10 +10,12 @@ whole session and is removed at its end.
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -40,11 +42,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 class Builds:
     """Futures of every selected case's builds: ``result(name)`` waits for that case alone."""
 
-    def __init__(self, cases: dict[str, Case], workdir: Path, base: str, buildah: Buildah) -> None:
+    def __init__(self, cases: dict[str, Case], workdir: Path, base: str, peers: list[Buildah]) -> None:
         self.cases = cases
         self.workdir = workdir
         self.base = base
-        self.buildah = buildah
+        # One buildah store per build running at once: buildah races with itself on a shared store
+        # ("layer not known" while committing), and that race is ours to keep out of the comparison.
+        self.peers: queue.SimpleQueue[Buildah] = queue.SimpleQueue()
+        for peer in peers:
+            self.peers.put(peer)
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="conformance")
         self.futures: dict[str, tuple[Future[CaseResult], Future[CaseResult] | None]] = {}
         self.tmpdir = workdir / "tmp"  # the builds' $TMPDIR, checked empty at the end
@@ -64,9 +70,15 @@ class Builds:
             wharfie = self.pool.submit(build_wharfie, case, context, case_dir, base=self.base, tmpdir=self.tmpdir)
             buildah = None
             if case.wharfie_only is None:
-                buildah = self.pool.submit(build_buildah, case, context, case_dir, base=self.base,
-                                           buildah=self.buildah)
+                buildah = self.pool.submit(self._build_buildah, case, context, case_dir)
             self.futures[name] = (wharfie, buildah)
+
+    def _build_buildah(self, case: Case, context: Path, case_dir: Path) -> CaseResult:
+        peer = self.peers.get()  # a store no other build is using now
+        try:
+            return build_buildah(case, context, case_dir, base=self.base, buildah=peer)
+        finally:
+            self.peers.put(peer)
 
     def result(self, name: str) -> tuple[CaseResult, CaseResult | None]:
         self.start([name])
@@ -90,11 +102,13 @@ class Builds:
 def conformance_builds(request: pytest.FixtureRequest, busybox_ref: str,
                        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builds]:
     cases = {case.name: case for case in load_cases(CASES_DIR)}
-    with Buildah() as buildah:
-        buildah.pull(busybox_ref)
+    with ExitStack() as stack:
+        peers = [stack.enter_context(Buildah()) for _ in range(WORKERS)]
+        for peer in peers:
+            peer.pull(busybox_ref)
         workdir = Path(KEEP) if KEEP else tmp_path_factory.mktemp("conformance")
         workdir.mkdir(parents=True, exist_ok=True)
-        builds = Builds(cases, workdir, busybox_ref, buildah)
+        builds = Builds(cases, workdir, busybox_ref, peers)
         builds.start([n for n in request.config.stash.get(_SELECTED, []) if n in cases])
         try:
             yield builds
