@@ -12,6 +12,8 @@ shares (builder/cli/flags.py).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -26,6 +28,8 @@ from builder.cli.flags import logging_flags, registry_flags
 from builder.cli.gitlab_destinations import apply_gitlab_conventions, gitlab_options
 from builder.cli.kaniko_argv import KanikoCompatibleCommand
 from builder.cli.kaniko_flags import clean_up_after_build, kaniko_options, kaniko_settings
+
+log = logging.getLogger("wharfie")
 
 __all__ = ["BUILD_FLAGS", "BuildFlag", "build"]
 
@@ -240,6 +244,8 @@ def build(context_argument: str | None, **values: Any) -> None:
     from builder.engine.api import build as build_image
     from builder.execution.mount_namespace import enter_private_mount_namespace
     from builder.execution.rootless import enter_user_namespace_if_needed
+    from builder.execution.work_tmpfs import WorkDirFull, work_tmpfs
+    from layers.overlay import in_user_namespace
 
     enter_user_namespace_if_needed(values["isolation"], sys.argv[1:])
     kaniko = kaniko_settings(values)  # kaniko's own flags, taken out of `values`, --log-format applied
@@ -257,20 +263,34 @@ def build(context_argument: str | None, **values: Any) -> None:
     values["registry"] = kaniko.registry_options(
         values["registry"], push_to=[*values["destinations"], values["cache_repo"], os.environ.get("CI_REGISTRY_IMAGE")])
     used: list[Any] = []
+    # A mount namespace of the build's own, entered before any thread exists: the overlays of stacked stage trees
+    # and the work tmpfs live and die with the build (a process-wide change: the CLI's to make, not the API's).
+    own_mounts = enter_private_mount_namespace()
 
     def adjust(options: Any) -> Any:
         options = kaniko.build_options(replace(options, output=kaniko.output_options(options.output)))
-        # Stage trees stack on the machine's unpacked layers where RUN steps use overlays; the mounts live in a
-        # mount namespace of the build's own (a process-wide change: the CLI's to make, not the API's).
-        options = replace(options, layer_store=options.isolation.snapshotter == "overlay"
-                          and enter_private_mount_namespace())
+        # Stage trees stack on the machine's unpacked layers where RUN steps use overlays.
+        options = replace(options, layer_store=own_mounts and options.isolation.snapshotter == "overlay")
         used.append(options)
         return options
 
-    with private_tmpdir():  # after the rootless re-exec: everything temporary of the build goes under it
-        result = build_image(**values, step_output=_print_step_output, adjust=adjust,
-                             around=lambda client: build_view(client, quiet=values["quiet"],
-                                                              log_format=kaniko.log_format))
+    def run() -> Any:
+        return build_image(**values, step_output=_print_step_output, adjust=adjust,
+                           around=lambda client: build_view(client, quiet=values["quiet"], log_format=kaniko.log_format))
+
+    with private_tmpdir() as tmpdir:  # after the rootless re-exec: everything temporary of the build goes under it
+        on_tmpfs = work_tmpfs(tmpdir, rootless=in_user_namespace()) if own_mounts and kaniko.work_dir is None \
+            else contextlib.nullcontext()
+        with on_tmpfs as tmpfs:
+            try:
+                result = run()
+            except WorkDirFull as exc:
+                if tmpfs is None:
+                    raise
+                log.warning("warning: %s: building again with the work dir on disk", exc)
+                tmpfs.unmount()
+                used.clear()
+                result = run()
         if used:  # the options the build ran with
             clean_up_after_build(used[-1], kaniko)
     click.echo(result.summary())

@@ -9,6 +9,7 @@ layer.
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import shutil
@@ -31,6 +32,7 @@ from builder.execution.run_mounts import RunMounts
 from builder.execution.run_step import run_step, walk_mode
 from builder.execution.sandbox import SANDBOX_IGNORED, Bind, RunFailed, RunSpec
 from builder.execution.stacked_rootfs import StackedRootfs
+from builder.execution.work_tmpfs import WorkDirFull, filesystem_full
 from builder.frontend import instructions as ins
 from builder.frontend.dockerfile import parse_trigger
 from builder.frontend.globmatch import BadPatternError, match_path, validate_pattern
@@ -185,14 +187,16 @@ class StageBuilder:
                 raise
             except RunFailed as exc:
                 tail = "; ".join(line for line in exc.tail[-3:] if line.strip())
-                raise WharfieError(f"RUN failed (exit {exc.exit_code_of_step}): {self._where(instr)}: "
-                                   f"{_one_line(instr.original)}" + (f" ({tail})" if tail else "")) from None
+                raise self._step_error(f"RUN failed (exit {exc.exit_code_of_step}): {self._where(instr)}: "
+                                       f"{_one_line(instr.original)}" + (f" ({tail})" if tail else ""),
+                                       no_room=exc.no_room) from None
             except WharfieError as exc:
                 raise WharfieError(f"{self._where(instr)}: {exc}") from None
             except OSError as exc:  # the filesystem refused the step (a name too long, no space left, ...)
                 name = os.path.basename(str(exc.filename or ""))
                 shown = f" ({name[:60]}{'...' if len(name) > 60 else ''})" if name else ""
-                raise WharfieError(f"{self._where(instr)}: {exc.strerror or exc}{shown}") from None
+                raise self._step_error(f"{self._where(instr)}: {exc.strerror or exc}{shown}",
+                                       no_room=exc.errno in (errno.ENOSPC, errno.EDQUOT)) from None
         if self.session.options.single_snapshot:
             self._single_snapshot()
         self.session.offer_layers(self.stage.index, self.state.layers)
@@ -200,6 +204,13 @@ class StageBuilder:
             self.pending.materialize(self.rootfs)  # a later stage may read this one's tree
         return StageResult(self.stage.index, self.stage.name, self.state, self.rootfs if self.extracted else None,
                            self.scope, self.key, tuple(self.step_keys), tree=self.tree)
+
+    def _step_error(self, message: str, *, no_room: bool) -> WharfieError:
+        """A failed step's error; a `WorkDirFull` when it ran out of room (the CLI may build again with the work
+        dir elsewhere: builder/execution/work_tmpfs.py)."""
+        if no_room or filesystem_full(self.session.work_dir):
+            return WorkDirFull(f"{message} (no room left in the work dir {self.session.work_dir.parent})")
+        return WharfieError(message)
 
     def _onbuild_triggers(self) -> list[ins.Instruction]:
         """The base's ONBUILD triggers run first, then are cleared, as BuildKit does (for a

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from builder.execution.hardlinks import LinkedFiles
 from builder.execution.isolation import Isolation
-from builder.execution.sandbox import OverlayDirs, RunSpec, run_in_sandbox
+from builder.execution.sandbox import OverlayDirs, RunFailed, RunSpec, run_in_sandbox
+from builder.execution.work_tmpfs import filesystem_full
 from layers.changes import Change
 from layers.overlay import changes_from_upper, merge_upper
 from layers.walk import Snapshot, SnapshotMode, diff
@@ -58,7 +59,8 @@ def run_step(spec: RunSpec, *, isolation: Isolation, scratch: Path, ignore: Sequ
              fold: Fold | None = None) -> Iterator[StepOutcome]:
     """Run `spec`; yield its changes. `runner` replaces the sandbox (the in-place mode's runner);
     `fold` moves an overlay step's upper dir into a rootfs that is itself an overlay
-    (builder/execution/stacked_rootfs.py) instead of `apply_upper`."""
+    (builder/execution/stacked_rootfs.py) instead of `merge_upper`. A failed step's `RunFailed` says
+    whether the work dir was full when it ended (`no_room`), before its upper dir is removed."""
     if isolation.mode == "sandbox" and isolation.snapshotter == "overlay" and runner is None:
         with _overlay_step(spec, isolation, scratch, ignore, output, fold) as outcome:
             yield outcome
@@ -66,9 +68,19 @@ def run_step(spec: RunSpec, *, isolation: Isolation, scratch: Path, ignore: Sequ
     run = runner or (lambda s, out: run_in_sandbox(s, output=out))
     mode = walk_mode(snapshot_mode)
     before = Snapshot.take(spec.root, ignore, mode=mode)
-    run(spec, output)
+    with _noting_room(scratch):
+        run(spec, output)
     changes = diff(before, Snapshot.take(spec.root, ignore, mode=mode))
     yield StepOutcome(changes, spec.root)
+
+
+@contextmanager
+def _noting_room(scratch: Path) -> Iterator[None]:
+    try:
+        yield
+    except RunFailed as exc:
+        exc.no_room = filesystem_full(scratch)
+        raise
 
 
 @contextmanager
@@ -79,7 +91,8 @@ def _overlay_step(spec: RunSpec, isolation: Isolation, scratch: Path, ignore: Se
         directory.mkdir(parents=True)
     try:
         linked = LinkedFiles.copy_up(spec.root, dirs.upper)  # so a write through one name reaches all
-        run_in_sandbox(replace(spec, overlay=dirs), output=output)
+        with _noting_room(scratch):
+            run_in_sandbox(replace(spec, overlay=dirs), output=output)
         linked.settle()
         everything = changes_from_upper(dirs.upper, [spec.root])
         yield StepOutcome(without_ignored(everything, ignore), dirs.upper)

@@ -134,6 +134,7 @@ class RunFailed(WharfieError):
     def __init__(self, exit_code: int, tail: list[str]) -> None:
         self.exit_code_of_step = exit_code
         self.tail = tail
+        self.no_room = False  # the work dir was full when the step ended (builder/execution/run_step.py)
         super().__init__(f"exit {exit_code}")
 
 

@@ -45,7 +45,7 @@ COPY one.txt /link/via-link
 COPY one.txt /home/
 COPY --chown=3 one.txt /var/lib/x/
 COPY one.txt /etc/existing
-RUN cat /newfile /a/b/c/hard1 > /seen && ls -ln /a/b/c >> /seen
+RUN cat /newfile /a/b/c/hard1 > /seen && stat -c '%n %h %u:%g %a' /a/b/c/* >> /seen
 COPY tree/ /late/
 FROM {base}
 COPY --from=first /late /from-first/
