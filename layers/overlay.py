@@ -161,8 +161,12 @@ def in_user_namespace() -> bool:
     return fields[:3] != ["0", "0", "4294967295"]
 
 
-def overlay_supported(base: Path | None = None, *, userxattr: bool | None = None) -> bool:
-    """Probe whether an overlay can be mounted here (under `base`) and records a deletion as expected."""
+def overlay_supported(base: Path | None = None, *, userxattr: bool | None = None, report: bool = True) -> bool:
+    """Probe whether an overlay can be mounted here (under `base`) and records a deletion as expected.
+
+    `report`: say why not (at info level) when it cannot.
+    """
+    say = log.info if report else log.debug
     if userxattr is None:
         userxattr = in_user_namespace()
     probe = Path(tempfile.mkdtemp(prefix="wharfie-overlay-probe-", dir=base))
@@ -174,7 +178,7 @@ def overlay_supported(base: Path | None = None, *, userxattr: bool | None = None
         try:
             mount_overlay([lower], upper, work, merged, userxattr=userxattr)
         except OverlayError as exc:
-            log.info("overlay snapshots unavailable, falling back to the walk: %s", exc)
+            say("overlay snapshots unavailable, falling back to the walk: %s", exc)
             return False
         try:
             (merged / "gone").unlink()
@@ -182,7 +186,7 @@ def overlay_supported(base: Path | None = None, *, userxattr: bool | None = None
             unmount(merged)
         return changes_from_upper(upper) == [Change("gone", "delete")]
     except OSError as exc:
-        log.info("overlay probe failed, falling back to the walk: %s", exc)
+        say("overlay probe failed, falling back to the walk: %s", exc)
         return False
     finally:
         shutil.rmtree(probe, ignore_errors=True)

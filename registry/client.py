@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Self, TypeVar
@@ -153,6 +153,12 @@ class RegistryClient:
         return BlobPusher(self.session, mount_sources=mount_sources, progress=self.progress)
 
     # -- tags --------------------------------------------------------------------------------
+    def resolve_credentials(self, registries: Iterable[str]) -> None:
+        """Find the credentials of `registries` now (explicit, CI variables, docker's config and helpers) and keep
+        them for this client's life: a build calls it before its first step (registry/session.py says why)."""
+        for registry in dict.fromkeys(registries):
+            self.session.credentials_for(registry)
+
     def list_tags(self, repo: Reference, *, page_size: int | None = None) -> list[str]:
         """Every tag of `repo`'s repository (following the registry's pagination)."""
         return tags.list_tags(self.session, repo.repo_ref, page_size=page_size)

@@ -85,7 +85,9 @@ class Session:
         self.policy = RetryPolicy(retries=options.retries, base_delay=options.backoff_base, sleep=sleep)
         self._environ = environ
         self._hosts: dict[str, HostClient] = {}
+        self._credentials: dict[str, Credentials | None] = {}
         self._lock = threading.Lock()
+        self._credentials_lock = threading.Lock()  # taken inside `_lock` (a host being opened asks for them)
 
     # -- host clients ------------------------------------------------------------------------
     def host(self, registry: str) -> HostClient:
@@ -96,6 +98,15 @@ class Session:
         return found
 
     def credentials_for(self, registry: str) -> Credentials | None:
+        """`registry`'s credentials, found once per session: docker's config.json and its credential helpers
+        are read the first time (`RegistryClient.resolve_credentials` makes that the start of a build, before
+        any step has run: a step running in place could rewrite the config and plant a helper)."""
+        with self._credentials_lock:
+            if registry not in self._credentials:
+                self._credentials[registry] = self._find_credentials(registry)
+            return self._credentials[registry]
+
+    def _find_credentials(self, registry: str) -> Credentials | None:
         if not self.options.use_docker_config:
             return resolve_credentials(registry, explicit=self.options.credentials, environ={},
                                        config=DockerConfig(Path(os.devnull), {}))

@@ -128,6 +128,19 @@ def _check_run_platforms(plan: BuildPlan, options: BuildOptions) -> None:
                 raise WharfieError(f"{options.dockerfile.name}:{run.line}: {exc}") from None
 
 
+def _registries(options: BuildOptions, plan: BuildPlan, cache_repo: Reference | None,
+                client: RegistryClient) -> list[str]:
+    """The registries the build will certainly talk to: destinations, cache, the stages' bases (and mirrors)."""
+    found = [parse_reference(d).registry for d in options.output.destinations]
+    found += [ref.registry for ref in (cache_repo,) if ref is not None]
+    for name in (*options.cache.cache_from, *(s.base for s in plan.needed if s.base_stage is None and not s.is_scratch)):
+        try:
+            found += [candidate.registry for candidate in client.read_candidates(parse_reference(name))]
+        except WharfieError:
+            continue  # a bad base is reported, with its line, when its stage starts
+    return found
+
+
 def _early_push(options: BuildOptions, plan: BuildPlan, pusher: BlobPusher) -> EarlyPush | None:
     """The target stage's layers go to the destinations as they are written (builder/engine/early_push.py)."""
     if options.output.no_push or not options.output.destinations:
@@ -151,10 +164,12 @@ def build_image(options: BuildOptions, *, client: RegistryClient,
     plan = parse_dockerfile(text, filename=options.dockerfile.name, build_args=options.build_args,
                             target=options.target, target_platform=str(options.platform))
     _check_run_platforms(plan, options)
+    cache_repo = _cache_repo(options)
+    # Before any step runs: one running in place could rewrite docker's config.json and plant a credential helper.
+    client.resolve_credentials(_registries(options, plan, cache_repo, client))
     clock.lap("parse")
     store = BlobStore(options.cache_dir)
     cache: LayerCache | None = None
-    cache_repo = _cache_repo(options)
     # One pusher for the cache's entries and the image: a layer goes to each registry once.
     pusher = client.blob_pusher(mount_sources=(cache_repo,) if cache_repo else ())
     work_root = options.work_dir or Path(tempfile.gettempdir())

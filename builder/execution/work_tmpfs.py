@@ -39,6 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from layers.overlay import overlay_supported
 from oci.errors import WharfieError
 
 __all__ = ["WorkDirFull", "WorkTmpfs", "disk_is_slow", "filesystem_full", "memory_headroom", "work_tmpfs"]
@@ -130,12 +131,14 @@ def _journal_less_ext4(path: Path) -> str | None:
     return name if journal == "<none>" else None
 
 
-def disk_is_slow(root: Path) -> str | None:
-    """Why creating files under `root` is slow here (a sentence), else None.
+def disk_is_slow(root: Path, *, rootless: bool) -> str | None:
+    """Why the build's trees should not stay under `root` here (a sentence), else None.
 
     The static check first (journal-less ext4, whose slowness a small probe can miss: it depends on where
     the files land); else a probe of 64 creations in a fresh directory under `root`, left for the build's
-    own removal (deleting them now would slow the build's own creations).
+    own removal (deleting them now would slow the build's own creations); last, whether an overlay can use
+    `root` at all (in a job container, / and /tmp are often an overlay themselves, which cannot hold an upper
+    dir: without a tmpfs, RUN steps would be captured by walking the whole tree twice).
     """
     device = _journal_less_ext4(root)
     if device is not None:
@@ -147,6 +150,8 @@ def disk_is_slow(root: Path) -> str | None:
     per_file = (time.perf_counter() - started) / _PROBE_FILES
     if per_file > _SLOW_CREATE_SECONDS:
         return f"creating a file under {root} takes {per_file * 1e6:.0f} µs"
+    if not overlay_supported(root, userxattr=rootless, report=False):
+        return f"an overlay cannot keep its upper dir under {root}"
     return None
 
 
@@ -194,7 +199,7 @@ def work_tmpfs(tmpdir: Path, *, rootless: bool) -> Iterator[WorkTmpfs | None]:
     if forced:  # "1", or a size ("64M") that forces a tmpfs of that size
         reason, size = f"WHARFIE_WORK_TMPFS={forced}", size if forced == "1" else _parse_size(forced)
     else:
-        reason = disk_is_slow(tmpdir)
+        reason = disk_is_slow(tmpdir, rootless=rootless)
         if reason is not None and size < MIN_SIZE:
             log.debug("work dir: on disk although %s: %d MiB of memory headroom is too little for a tmpfs",
                       reason, size >> 20)

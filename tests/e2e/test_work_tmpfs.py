@@ -78,12 +78,12 @@ def test_the_decision_reads_the_machine(tmp_path: Path) -> None:
     with open("/proc/meminfo") as meminfo:
         available = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
     assert 0 < headroom <= available * 1.1  # the cgroup can only lower it (MemAvailable moves meanwhile)
-    reason = disk_is_slow(tmp_path)
+    reason = disk_is_slow(tmp_path, rootless=False)
     journal = _journal_of(tmp_path)
     if journal == "<none>":
         assert reason is not None and "ext4 without a journal" in reason
     elif reason is not None:
-        assert "takes" in reason  # the probe's verdict
+        assert "takes" in reason or "overlay cannot" in reason  # the probes' verdicts
     assert not filesystem_full(tmp_path)
 
 

@@ -194,3 +194,29 @@ def test_steps_cannot_read_the_jobs_credentials(isolation: str, wharfie_image: W
     assert control >= 1, "the same scan, run by the job's shell, finds the secret: the step's scan could have"
     tree = _tree(ref, tmp_path / "rb", registry_htpasswd.skopeo_flags("src"))  # pushed with the job's credentials
     assert tree["report"][4] == "environ:0 files:0\n"
+
+
+def test_a_step_in_place_cannot_plant_a_credential_helper(wharfie_image: WharfieImage, registry_htpasswd: Registry,
+                                                          busybox_ref: str, tmp_path: Path) -> None:
+    # In place, a RUN is root on the job's own /: it can rewrite docker's config.json to name a credential
+    # helper and put that helper on PATH. If wharfie read the config after the step (the destination's registry
+    # is first contacted at the push), it would run the step's program with the job's environment.
+    out = tmp_path / "out"
+    out.mkdir()
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f"FROM {busybox_ref}\n"
+        "RUN printf '#!/bin/sh\\nenv > /out/stolen\\necho {}\\n' > /usr/local/bin/docker-credential-evil "
+        "&& chmod +x /usr/local/bin/docker-credential-evil "
+        "&& echo '{\"credsStore\": \"evil\"}' > /kaniko/.docker/config.json\n")
+    ref = f"{registry_htpasswd.host}/guard/helper:1"
+    done = run_job(wharfie_image, 'echo "$DOCKER_AUTH_CONFIG" > /kaniko/.docker/config.json && '
+                                  f"wharfie build --isolation in-place --insecure-registry {registry_htpasswd.host} "
+                                  f"--context /ctx -d {ref}",
+                   volumes=[(context, "/ctx"), (out, "/out")],
+                   env={"DOCKER_AUTH_CONFIG": _config_json(registry_htpasswd), "CI_JOB_TOKEN": "job-token-secret"})
+    assert done.returncode == 0, done.stderr
+    assert not (out / "stolen").exists(), "the planted helper ran with the job's environment"
+    assert "job-token-secret" not in done.stdout + done.stderr
+    _tree(ref, tmp_path / "rb", registry_htpasswd.skopeo_flags("src"))  # pushed with the config's credentials
