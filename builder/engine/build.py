@@ -18,6 +18,7 @@ from builder.engine.output import BuiltImage, deliver
 from builder.engine.removal import BackgroundRemoval
 from builder.engine.session import BuildSession, StageOutput, log_step_output
 from builder.execution.binfmt import require_runnable
+from builder.execution.stacked_rootfs import StackedRootfs
 from builder.frontend import instructions as ins
 from builder.frontend.limits import MAX_DOCKERFILE_SIZE
 from builder.frontend.plan import BuildPlan, parse_dockerfile
@@ -153,7 +154,11 @@ def _layer_store(options: BuildOptions) -> UnpackedStore | None:
     """The machine's unpacked layers, where stage trees may stack on them (builder/engine/stage_tree.py)."""
     if not options.layer_store:
         return None
-    return UnpackedStore(options.cache_dir / "unpacked", userxattr=options.isolation.rootless)
+    store = UnpackedStore(options.cache_dir / "unpacked", userxattr=options.isolation.rootless)
+    work_root = options.work_dir or Path(tempfile.gettempdir())
+    if not StackedRootfs.stacking_works(store.root, work_root, userxattr=store.userxattr):
+        return None
+    return store
 
 
 def build_image(options: BuildOptions, *, client: RegistryClient,

@@ -29,6 +29,7 @@ import logging
 import os
 import shutil
 import stat
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -59,6 +60,37 @@ class StackedRootfs:
     def fits(lowers: Sequence[Path]) -> bool:
         """Whether this many lower dirs fit in one mount's options (else: extract as before)."""
         return 0 < sum(len(os.fspath(p)) + 1 for p in lowers) + 64 < MAX_LOWER_OPTION
+
+    @staticmethod
+    def stacking_works(store_root: Path, work_root: Path, *, userxattr: bool) -> bool:
+        """Whether a RUN's overlay can sit on a stage overlay whose lowers are under `store_root`.
+
+        The kernel stacks overlays two deep at most: where the store is itself on an overlay (a job
+        container's own root), the RUN's would be the third, and the stage must be extracted instead.
+        """
+        probe = Path(tempfile.mkdtemp(prefix=".stack-probe-", dir=store_root))
+        scratch = Path(tempfile.mkdtemp(prefix="stack-probe-", dir=work_root))
+        stage, step = scratch / "stage", scratch / "step"
+        mounted: list[Path] = []
+        try:
+            for directory in (stage, stage.with_name("stage.upper"), stage.with_name("stage.work"),
+                              step, step.with_name("step.upper"), step.with_name("step.work")):
+                directory.mkdir()
+            mount_overlay([probe], stage.with_name("stage.upper"), stage.with_name("stage.work"), stage,
+                          userxattr=userxattr)
+            mounted.append(stage)
+            mount_overlay([stage], step.with_name("step.upper"), step.with_name("step.work"), step,
+                          userxattr=userxattr)
+            mounted.append(step)
+            return True
+        except OverlayError as exc:
+            log.debug("stage trees cannot stack on %s: %s", store_root, exc)
+            return False
+        finally:
+            for directory in reversed(mounted):
+                unmount(directory)
+            shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(probe, ignore_errors=True)
 
     def mount(self) -> None:
         for directory in (self.merged, self.upper, self.work):

@@ -103,3 +103,20 @@ def test_steps_folded_into_a_stacked_tree_read_as_on_a_plain_directory(tmp_path:
     assert _fingerprint(lower) == before, "the shared lower dir changed"
     assert not tree.merged.exists() and not tree.upper.exists()
     assert str(tree.merged) not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_stacking_is_refused_where_the_store_is_itself_on_an_overlay(tmp_path: Path) -> None:
+    # As in a job container whose root is an overlay: a stage overlay over the store, then a RUN's over it,
+    # would be three deep, which the kernel refuses; the probe says so and the stage is extracted instead.
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert StackedRootfs.stacking_works(plain, tmp_path, userxattr=False)
+    dirs = {name: tmp_path / name for name in ("lower", "upper", "work", "container-root")}
+    for directory in dirs.values():
+        directory.mkdir()
+    mount_overlay([dirs["lower"]], dirs["upper"], dirs["work"], dirs["container-root"], userxattr=False)
+    try:
+        assert not StackedRootfs.stacking_works(dirs["container-root"], tmp_path, userxattr=False)
+    finally:
+        unmount(dirs["container-root"])
+    assert sorted(os.listdir(dirs["upper"])) == [] and sorted(os.listdir(plain)) == [], "the probes leave nothing"
