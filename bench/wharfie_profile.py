@@ -33,6 +33,7 @@ __all__ = ["Phase", "Profile", "extraction_cost", "parse_profile", "stamped_run"
 INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD", "ENV", "WORKDIR", "CMD", "ENTRYPOINT", "USER", "LABEL", "EXPOSE",
                           "VOLUME", "ARG", "SHELL", "STOPSIGNAL", "HEALTHCHECK", "ONBUILD", "MAINTAINER"})
 _NOTABLE = ("extracting ", "downloaded ", "layer sha256:")
+OWN_RSS_LINE = "peak RSS of wharfie itself"
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,15 @@ class Phase:
 class Profile:
     total: float
     phases: list[Phase] = field(default_factory=list)
+    own_rss: str | None = None  # wharfie's last debug line: its own peak RSS, its RUN steps' processes apart
 
     def render(self, title: str) -> str:
         lines = [f"{title}: {self.total:.2f} s in all"]
         for phase in self.phases:
             lines.append(f"  {phase.seconds:6.2f} s  {phase.name[:90]}")
             lines += [f"{'':14}{note[:100]}" for note in phase.notes]
+        if self.own_rss:
+            lines.append(f"  {self.own_rss}")
         return "\n".join(lines)
 
 
@@ -85,6 +89,7 @@ def _is_instruction(text: str) -> bool:
 def parse_profile(lines: list[tuple[float, str]], total: float) -> Profile:
     """Cut a stamped ``-v debug`` log into the phases named in the module docstring."""
     profile = Profile(total)
+    profile.own_rss = next((text for _, text in lines if text.startswith(OWN_RSS_LINE)), None)
     first = next((at for at, text in lines if text.startswith(("stage ", "FROM "))), None)
     if first is None:
         return profile

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import resource
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -293,6 +294,9 @@ def build(context_argument: str | None, **values: Any) -> None:
                 result = run()
         if used:  # the options the build ran with
             clean_up_after_build(used[-1], kaniko)
+    # GNU time's figure for a build includes its RUN steps' programs (apt, pip): this one is wharfie's alone.
+    log.debug("peak RSS of wharfie itself: %.0f MB (RUN steps' processes not included)",
+              resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     click.echo(result.summary())
 
 
