@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from layers.spread import spread_subdirectories
+
 __all__ = ["CANCEL_SIGNALS", "Cancelled", "handle_cancel_signals", "private_tmpdir"]
 
 CANCEL_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -64,6 +66,7 @@ def private_tmpdir() -> Iterator[Path]:
     """
     parent = tempfile.gettempdir()
     path = Path(tempfile.mkdtemp(prefix="wharfie-", dir=parent))
+    spread_subdirectories(path)  # on disk, the build's trees land away from those the last build deleted
     saved_env, saved_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
     os.environ["TMPDIR"] = str(path)
     tempfile.tempdir = str(path)

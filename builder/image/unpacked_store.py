@@ -42,6 +42,7 @@ from pathlib import Path
 from layers.compress import open_decompressed
 from layers.extract import extract_layer
 from layers.overlay import mount_overlay, unmount
+from layers.spread import spread_subdirectories
 from oci.digest import CHUNK, Digest, VerifyingReader
 from oci.layer import Layer
 
@@ -72,6 +73,7 @@ class UnpackedStore:
         Path(root).mkdir(mode=0o700, parents=True, exist_ok=True)
         self.root = Path(root) / ("user" if userxattr else "trusted")
         self.root.mkdir(mode=0o700, exist_ok=True)
+        spread_subdirectories(self.root)  # each layer unpacked away from the trees builds just deleted
 
     def lower_dirs(self, layers: Sequence[Layer]) -> list[Path]:
         """The entry of each of `layers` (bottom first), unpacking those this machine does not have yet."""
