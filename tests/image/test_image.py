@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -199,24 +200,30 @@ def test_steps_cannot_read_the_jobs_credentials(isolation: str, wharfie_image: W
 def test_a_step_in_place_cannot_plant_a_credential_helper(wharfie_image: WharfieImage, registry_htpasswd: Registry,
                                                           busybox_ref: str, tmp_path: Path) -> None:
     # In place, a RUN is root on the job's own /: it can rewrite docker's config.json to name a credential
-    # helper and put that helper on PATH. If wharfie read the config after the step (the destination's registry
-    # is first contacted at the push), it would run the step's program with the job's environment.
+    # helper and put that helper on PATH (in /wharfie/bin, which outlives the stage). A registry first
+    # contacted after the step (here the second stage's base, in a registry needing a password) would make
+    # wharfie run the step's program with the job's environment, unless credentials are found up front.
+    private_base = f"{registry_htpasswd.host}/private/busybox:1"
+    subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", *registry_htpasswd.skopeo_flags("dest"),
+                    f"docker://{busybox_ref}", f"docker://{private_base}"], check=True, capture_output=True)
     out = tmp_path / "out"
     out.mkdir()
     context = tmp_path / "ctx"
     context.mkdir()
     (context / "Dockerfile").write_text(
         f"FROM {busybox_ref}\n"
-        "RUN printf '#!/bin/sh\\nenv > /out/stolen\\necho {}\\n' > /usr/local/bin/docker-credential-evil "
-        "&& chmod +x /usr/local/bin/docker-credential-evil "
-        "&& echo '{\"credsStore\": \"evil\"}' > /kaniko/.docker/config.json\n")
+        "RUN printf '#!/bin/sh\\nenv > /out/stolen\\necho {}\\n' > /wharfie/bin/docker-credential-evil "
+        "&& chmod +x /wharfie/bin/docker-credential-evil "
+        "&& echo '{\"credsStore\": \"evil\"}' > /kaniko/.docker/config.json && echo first > /first\n"
+        f"FROM {private_base}\n"
+        "COPY --from=0 /first /first\n")
     ref = f"{registry_htpasswd.host}/guard/helper:1"
     done = run_job(wharfie_image, 'echo "$DOCKER_AUTH_CONFIG" > /kaniko/.docker/config.json && '
                                   f"wharfie build --isolation in-place --insecure-registry {registry_htpasswd.host} "
                                   f"--context /ctx -d {ref}",
                    volumes=[(context, "/ctx"), (out, "/out")],
                    env={"DOCKER_AUTH_CONFIG": _config_json(registry_htpasswd), "CI_JOB_TOKEN": "job-token-secret"})
-    assert done.returncode == 0, done.stderr
     assert not (out / "stolen").exists(), "the planted helper ran with the job's environment"
+    assert done.returncode == 0, done.stderr
     assert "job-token-secret" not in done.stdout + done.stderr
-    _tree(ref, tmp_path / "rb", registry_htpasswd.skopeo_flags("src"))  # pushed with the config's credentials
+    assert _tree(ref, tmp_path / "rb", registry_htpasswd.skopeo_flags("src"))["first"][4] == "first\n"
