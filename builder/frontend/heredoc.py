@@ -274,8 +274,8 @@ def _check_text(text: str, lines: Sequence[str]) -> None:
         if len(line) > MAX_LINE_LENGTH.value:
             raise LineError(MAX_LINE_LENGTH.exceeded(f"a line of {len(line)} characters"), number)
     if "\0" in text:
-        line = text.count("\n", 0, text.index("\0")) + 1
-        raise LineError("a NUL byte (\\0) in the Dockerfile: not a text file?", line)
+        nul_line = text.count("\n", 0, text.index("\0")) + 1
+        raise LineError("a NUL byte (\\0) in the Dockerfile: not a text file?", nul_line)
 
 
 def read_nodes(text: str) -> ReadResult:
