@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Change", "ChangeKind", "path_key", "sorted_changes", "validate_relpath"]
+__all__ = ["Change", "ChangeKind", "inside_any", "path_key", "sorted_changes", "validate_relpath"]
 
 ChangeKind = Literal["add", "modify", "delete", "opaque"]
 _KINDS = frozenset({"add", "modify", "delete", "opaque"})
@@ -56,3 +56,16 @@ def path_key(path: str) -> tuple[str, ...]:
 
 def sorted_changes(changes: Iterable[Change]) -> list[Change]:
     return sorted(changes, key=lambda change: path_key(change.path))
+
+
+def inside_any(path: str, dirs: set[str]) -> bool:
+    """Whether `path` is strictly below one of `dirs` (relative paths): one set lookup per ancestor, so a
+    step with thousands of new directories costs linear time, not quadratic."""
+    if not dirs:
+        return False
+    parent = path.rpartition("/")[0]
+    while parent:
+        if parent in dirs:
+            return True
+        parent = parent.rpartition("/")[0]
+    return False

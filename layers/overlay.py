@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from layers.changes import Change, ChangeKind, path_key
+from layers.changes import Change, ChangeKind, inside_any, path_key
 from layers.fsmeta import OVERLAY_XATTR_PREFIXES, read_xattrs
 from layers.remove import remove_entry
 from oci.errors import WharfieError
@@ -202,10 +202,10 @@ def merge_upper(upper: Path, lower: Path, changes: Sequence[Change]) -> None:
     they would mislead the next step's overlay. Directory times are set last,
     since moving children in changes them.
     """
-    moved: list[str] = []
+    moved: set[str] = set()
     dir_times: list[tuple[str, int, int]] = []
     for change in changes:  # sorted: a parent comes before its children
-        if any(change.path.startswith(prefix + "/") for prefix in moved):
+        if inside_any(change.path, moved):
             continue
         source, target = os.path.join(upper, change.path), os.path.join(lower, change.path)
         if change.kind == "delete":
@@ -222,7 +222,7 @@ def merge_upper(upper: Path, lower: Path, changes: Sequence[Change]) -> None:
         os.rename(source, target)
         _strip_overlay_xattrs(target)
         if stat.S_ISDIR(source_st.st_mode):
-            moved.append(change.path)
+            moved.add(change.path)
     for target, atime_ns, mtime_ns in reversed(dir_times):
         os.utime(target, ns=(atime_ns, mtime_ns), follow_symlinks=False)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from layers.changes import Change, path_key
+from layers.changes import Change, inside_any, path_key
 from layers.fsmeta import FileType, file_type, read_xattrs
 from oci.digest import sha256_stream
 
@@ -140,7 +140,7 @@ def diff(before: Snapshot, after: Snapshot) -> list[Change]:
     opaque_dirs: set[str] = set()
     for path in sorted(new, key=path_key):
         state = new[path]
-        if _under(path, opaque_dirs):
+        if inside_any(path, opaque_dirs):
             changes.append(Change(path, "add"))
             continue
         previous = old.get(path)
@@ -164,17 +164,6 @@ def diff(before: Snapshot, after: Snapshot) -> list[Change]:
 
 def _recreated(previous: FileState, state: FileState) -> bool:
     return previous.device == state.device and previous.inode != state.inode
-
-
-def _under(path: str, dirs: set[str]) -> bool:
-    if not dirs:
-        return False
-    parent = path.rpartition("/")[0]
-    while parent:
-        if parent in dirs:
-            return True
-        parent = parent.rpartition("/")[0]
-    return False
 
 
 def mount_points(root: Path, mountinfo: str = "/proc/self/mountinfo") -> list[str]:

@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from layers.changes import Change
+from layers.changes import Change, inside_any
 from layers.overlay import OverlayError, mount_overlay, unmount
 
 __all__ = ["MAX_LOWER_OPTION", "StackedRootfs", "fold_into_upper"]
@@ -149,10 +149,10 @@ def fold_into_upper(step_upper: Path, upper: Path, changes: Sequence[Change], *,
     and they come first (moved whole, or already in `upper`). A deletion becomes a whiteout only
     where a lower dir would show the path: overlayfs lists a directory that is not merged with a
     lower one as it is, so a whiteout there would be seen as an entry."""
-    moved: list[str] = []
+    moved: set[str] = set()
     dir_times: list[tuple[str, os.stat_result]] = []
     for change in changes:  # sorted: a parent comes before its children
-        if any(change.path.startswith(d + "/") for d in moved):
+        if inside_any(change.path, moved):
             continue
         src, dst = os.path.join(step_upper, change.path), os.path.join(upper, change.path)
         st = os.lstat(src)
@@ -173,7 +173,7 @@ def fold_into_upper(step_upper: Path, upper: Path, changes: Sequence[Change], *,
             _keep_only_opaque_markers(dst)
             if replaces_whiteout:  # the layers below hid nothing here before; they must not show now
                 os.setxattr(dst, _KEPT_XATTRS[1] if userxattr else _KEPT_XATTRS[0], b"y", follow_symlinks=False)
-            moved.append(change.path)
+            moved.add(change.path)
     for path, st in reversed(dir_times):
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
