@@ -15,7 +15,7 @@ import errno
 import logging
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -118,19 +118,25 @@ def write_layer(
     `epoch` (SOURCE_DATE_EPOCH, --reproducible) clamps every mtime to at most
     it. diff_id, digest and size are computed while the blob is written.
     """
-    media_type = layer_media_type(compression, oci=oci)
     entries = plan_entries(changes, Path(source_root))
+    return _store_tar(store, compression, level, oci, len(entries),
+                      lambda sink: _TarWriter(os.fspath(source_root), sink, epoch).write_all(entries))
+
+
+def _store_tar(store: BlobStore, compression: str, level: int | None, oci: bool, count: int,
+               write_entries: Callable[[TarSink], None]) -> StoredLayer:
+    """Compress the tar `write_entries` streams (then its end) into `store`; its digests come from the one pass."""
     with store.writer(what="layer") as blob:
         sink = TarSink(blob, new_compressor(compression, level))
         try:
-            _TarWriter(os.fspath(source_root), sink, epoch).write_all(entries)
+            write_entries(sink)
             sink.write(END_OF_ARCHIVE)
             diff_id, tar_size = sink.close()
         except BaseException:
             sink.abort()
             raise
-    log.debug("layer %s: %d entries, tar %d bytes, blob %d bytes", blob.digest, len(entries), tar_size, blob.size)
-    return StoredLayer(Descriptor(media_type, blob.digest, blob.size), diff_id, store)
+    log.debug("layer %s: %d entries, tar %d bytes, blob %d bytes", blob.digest, count, tar_size, blob.size)
+    return StoredLayer(Descriptor(layer_media_type(compression, oci=oci), blob.digest, blob.size), diff_id, store)
 
 
 @dataclass(frozen=True)
@@ -175,25 +181,18 @@ def write_planned_layer(
     oci: bool = True,
 ) -> StoredLayer:
     """Write a layer of `entries` (every parent listed, in any order) the way `write_layer` writes a tree."""
-    media_type = layer_media_type(compression, oci=oci)
     ordered = sorted(entries, key=lambda entry: path_key(entry.name))
     for entry in ordered:
         if entry.name.rpartition("/")[2].startswith(WHITEOUT_PREFIX):
             raise WharfieError(f"cannot store {entry.name!r} in a layer: names starting with {WHITEOUT_PREFIX} "
                                "mean deletion")
     first_names: dict[tuple[int, int], str] = {}
-    with store.writer(what="layer") as blob:
-        sink = TarSink(blob, new_compressor(compression, level))
-        try:
-            for entry in ordered:
-                _write_planned(sink, entry, first_names, epoch)
-            sink.write(END_OF_ARCHIVE)
-            diff_id, tar_size = sink.close()
-        except BaseException:
-            sink.abort()
-            raise
-    log.debug("layer %s: %d entries, tar %d bytes, blob %d bytes", blob.digest, len(ordered), tar_size, blob.size)
-    return StoredLayer(Descriptor(media_type, blob.digest, blob.size), diff_id, store)
+
+    def write_entries(sink: TarSink) -> None:
+        for entry in ordered:
+            _write_planned(sink, entry, first_names, epoch)
+
+    return _store_tar(store, compression, level, oci, len(ordered), write_entries)
 
 
 _KIND_BITS = {"dir": stat.S_IFDIR, "file": stat.S_IFREG, "symlink": stat.S_IFLNK}
@@ -216,21 +215,9 @@ def _write_planned(sink: TarSink, entry: PlannedEntry, first_names: dict[tuple[i
         sink.write(entry_header(entry.name, meta, xattrs=entry.xattrs, epoch=epoch))
     else:
         assert entry.source is not None
-        fd = os.open(entry.source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            size = os.fstat(fd).st_size  # the size we promise in the header is the one we then read
-            sink.write(entry_header(entry.name, replace(meta, st_size=size),
-                                    xattrs=entry.xattrs, epoch=epoch))
-            written = 0
-            for chunk in _file_chunks(fd, size):
-                sink.write(chunk)
-                written += len(chunk)
-        finally:
-            os.close(fd)
-        if written < size:
-            log.warning("%s shrank while being written to the layer; padding with zeros", entry.name)
-            _write_zeros(sink, size - written)
-        sink.write(padding(size))
+        _write_regular_file(sink, entry.name, entry.source,
+                            lambda st: entry_header(entry.name, replace(meta, st_size=st.st_size),
+                                                    xattrs=entry.xattrs, epoch=epoch))
 
 
 def write_tree_layer(
@@ -294,21 +281,26 @@ class _TarWriter:
         self._sink.write(entry_header(name, st, link_target=target, xattrs=xattrs, epoch=self._epoch))
 
     def _write_file(self, name: str, path: str, xattrs: tuple[tuple[str, bytes], ...]) -> None:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            st = os.fstat(fd)  # the size we promise in the header is the one we then read
-            self._sink.write(entry_header(name, st, xattrs=xattrs, epoch=self._epoch))
-            written = 0
-            for chunk in _file_chunks(fd, st.st_size):
-                self._sink.write(chunk)
-                written += len(chunk)
-        finally:
-            os.close(fd)
-        if written < st.st_size:
-            # The file shrank while we read it (a process still writing): keep the tar valid.
-            log.warning("%s shrank while being written to the layer; padding with zeros", name)
-            _write_zeros(self._sink, st.st_size - written)
-        self._sink.write(padding(st.st_size))
+        _write_regular_file(self._sink, name, path, lambda st: entry_header(name, st, xattrs=xattrs, epoch=self._epoch))
+
+
+def _write_regular_file(sink: TarSink, name: str, path: str, header: Callable[[os.stat_result], bytes]) -> None:
+    """A regular file's header (made from its fstat: the size promised is the size then read), data, padding."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        sink.write(header(st))
+        written = 0
+        for chunk in _file_chunks(fd, st.st_size):
+            sink.write(chunk)
+            written += len(chunk)
+    finally:
+        os.close(fd)
+    if written < st.st_size:
+        # The file shrank while we read it (a process still writing): keep the tar valid.
+        log.warning("%s shrank while being written to the layer; padding with zeros", name)
+        _write_zeros(sink, st.st_size - written)
+    sink.write(padding(st.st_size))
 
 
 def _file_chunks(fd: int, size: int) -> Iterator[bytes]:
