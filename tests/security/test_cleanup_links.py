@@ -12,6 +12,7 @@ it was, and the step's layer holds what the step did (its /moved and its
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,13 @@ def test_cleanup_does_not_follow_a_planted_link(attacker: Attacker) -> None:
                                 env={**os.environ, **env}, timeout=300, check=False)
     else:
         os.chown(work, attacker.uid, attacker.gid)
+        # The step's module and the packages it imports are copied where the build user can read them: a
+        # clone may sit under a private directory (mktemp -d is 0700), which that user cannot search.
+        shutil.copy(HERE / "cleanup_step.py", attacker.home / "cleanup_step.py")
+        for package in ("builder", "layers", "oci", "registry"):
+            shutil.copytree(REPO_ROOT / package, attacker.home / package,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        env["PYTHONPATH"] = str(attacker.home)
         result = attacker.user.run(args, env=env, module="cleanup_step")  # type: ignore[attr-defined]
     assert result.returncode == 0, result.stdout + result.stderr
     assert (victim / "x").is_dir() and (victim / "y").is_file(), "the clean-up removed host files via the link"
