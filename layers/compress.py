@@ -54,8 +54,10 @@ DEFAULT_ZSTD_LEVEL = 3  # zstd's own default: docker/buildkit use it too
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # deflate in a gzip wrapper: header with no name and mtime 0
 
 # What the decompressors raise on corrupt or cut input (EOFError: a gzip stream ended early;
-# BadGzipFile: a bad gzip header).
-_CORRUPT = (isal_zlib.IsalError, zlib.error, zstandard.ZstdError, gzip.BadGzipFile, EOFError)
+# BadGzipFile: a bad gzip header). isal's stub declares IsalError as an instance (`IsalError: Exception`);
+# at run time it is the exception class, which the cast says.
+_ISAL_ERROR = cast("type[Exception]", isal_zlib.IsalError)
+_CORRUPT: tuple[type[Exception], ...] = (_ISAL_ERROR, zlib.error, zstandard.ZstdError, gzip.BadGzipFile, EOFError)
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

@@ -35,7 +35,7 @@ import os
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, Self, cast
 
 from oci.digest import CHUNK
 from oci.errors import WharfieError
@@ -80,6 +80,8 @@ def entry_depth(name: str) -> int:
 class _BoundedTarFile(tarfile.TarFile):
     """A TarFile carrying the limits and counters `_BoundedTarInfo` checks while tarfile parses."""
 
+    members: list[tarfile.TarInfo]  # set by TarFile.__init__; typeshed leaves this undocumented attribute out
+
     def __init__(self, *args: object, limits: TarLimits, **kwargs: object) -> None:
         self.limits = limits
         self.chain = 0  # metadata records seen since the last entry
@@ -91,13 +93,14 @@ class _BoundedTarInfo(tarfile.TarInfo):
     """Checks each header record before tarfile reads it whole or recurses into the next one."""
 
     @classmethod
-    def frombuf(cls, buf: bytes, encoding: str, errors: str) -> tarfile.TarInfo:
+    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> Self:
         # After the first entry, tarfile takes a header with a bad checksum or cut short for the
         # end of the archive and drops the rest of the layer without a word. Go's archive/tar
         # (containerd, BuildKit) calls that a corrupt archive; so do we. A zero block or the end
         # of the data exactly between entries is still the end.
         try:
-            return super().frombuf(buf, encoding, errors)  # type: ignore[misc, no-any-return]
+            return super().frombuf(buf, encoding, errors)
+        # Both are tarfile's own (subclasses of HeaderError), left out of typeshed as undocumented.
         except (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError) as exc:  # type: ignore[attr-defined]
             raise WharfieError(f"corrupt layer: {exc}") from None
 
@@ -119,6 +122,7 @@ class _BoundedTarInfo(tarfile.TarInfo):
                                        f"global header size limit of {limits.global_header_bytes} bytes")
         else:
             tar.chain = 0
+        # _proc_member is tarfile's private hook, absent from typeshed.
         return super()._proc_member(tar)  # type: ignore[misc, no-any-return]
 
 
@@ -228,7 +232,9 @@ def write_entry_data(tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int) -> 
 
 
 def _checked_sparse_map(member: tarfile.TarInfo, name: str) -> list[tuple[int, int]]:
-    segments = [(int(offset), int(length)) for offset, length in member.sparse or ()]
+    # typeshed declares `sparse` as bytes; tarfile keeps a list of (offset, length) pairs there.
+    sparse_map = cast("list[tuple[int, int]] | None", member.sparse)
+    segments = [(int(offset), int(length)) for offset, length in sparse_map or ()]
     end = 0
     for offset, length in segments:
         if offset < end or length < 0 or offset + length > member.size:

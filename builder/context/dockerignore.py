@@ -62,7 +62,8 @@ class _Kind(Enum):
 
 
 _LITERAL, _ONE, _STAR, _ANY, _DIRS, _CLASS = "literal", "one", "star", "any", "dirs", "class"
-_Token = tuple[str, object]  # (kind, the character of a literal or (negated, ranges) of a class)
+_CharClass = tuple[bool, list[tuple[str, str]]]  # (negated, ranges), as globmatch.class_at reads it
+_Token = tuple[str, str | _CharClass | None]  # (kind, the character of a literal, the class, or None)
 
 
 class _PathAutomaton:
@@ -78,16 +79,18 @@ class _PathAutomaton:
 
     def __init__(self, tokens: list[_Token]) -> None:
         self.one = self.star = self.any = self.dirs = self.skip = 0
-        self.literal: dict[object, int] = {}
+        self.literal: dict[str, int] = {}
         self.classes: list[tuple[int, bool, list[tuple[str, str]]]] = []
         for position, (kind, value) in enumerate(tokens):
             bit = 1 << position
             if kind == _LITERAL:
+                assert isinstance(value, str)
                 self.literal[value] = self.literal.get(value, 0) | bit
             elif kind == _ONE:
                 self.one |= bit
             elif kind == _CLASS:
-                negated, ranges = value  # type: ignore[misc]
+                assert isinstance(value, tuple)
+                negated, ranges = value
                 self.classes.append((bit, negated, ranges))
             else:
                 self.skip |= bit  # star, any and dirs may match nothing

@@ -196,6 +196,7 @@ def work_tmpfs(tmpdir: Path, *, rootless: bool) -> Iterator[WorkTmpfs | None]:
         yield None
         return
     size = memory_headroom() // 2
+    reason: str | None  # why the work trees go to a tmpfs; None: they stay on disk
     if forced:  # "1", or a size ("64M") that forces a tmpfs of that size
         reason, size = f"WHARFIE_WORK_TMPFS={forced}", size if forced == "1" else _parse_size(forced)
     else:
