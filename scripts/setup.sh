@@ -19,7 +19,7 @@ fi
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
 
 PYTHON=${PYTHON:-python3}
-if ! "$PYTHON" -c 'import builder.cli, pytest, jwt, cryptography, dockerfile_parse, hypothesis, isal, zstandard, httpx, packageurl, spdx_tools, pyseccomp, rich, yaml' >/dev/null 2>&1 \
+if ! "$PYTHON" -c 'import builder.cli, pytest, jwt, cryptography, dockerfile_parse, hypothesis, isal, zstandard, httpx, packageurl, spdx_tools, pyseccomp, rich, yaml, mypy' >/dev/null 2>&1 \
    || [ "$("$PYTHON" -c 'import builder, os; print(os.path.dirname(os.path.dirname(os.path.abspath(builder.__file__))))' 2>/dev/null)" != "$PWD" ]; then
   echo "setup: installing wharfie (editable) and its test dependencies"
   "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test]'
