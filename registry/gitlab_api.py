@@ -42,7 +42,8 @@ import httpx
 from oci.digest import Digest
 from oci.errors import WharfieError
 from registry.errors import RegistryError, RegistryUnreachableError, caused_by, parse_retry_after
-from registry.retry import RetryPolicy
+from registry.retry import RetryPolicy, describe_http_error
+from registry.tls_trust import https_context
 
 __all__ = [
     "GitLabAPI",
@@ -173,7 +174,7 @@ _HINTS = {
 class GitLabAPI:
     """A client of one GitLab instance's REST API (``https://gitlab.example.com/api/v4``)."""
 
-    def __init__(self, base_url: str, token: GitLabToken | None, *, verify: bool | str = True,
+    def __init__(self, base_url: str, token: GitLabToken | None, *, verify: ssl.SSLContext | bool = True,
                  retries: int = 3, timeout: float = 30.0, concurrency: int = 4,
                  transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
         self.base_url = base_url.rstrip("/")
@@ -184,6 +185,8 @@ class GitLabAPI:
         if token is not None:
             headers[token.header] = token.value
         self._policy = RetryPolicy(retries=retries, sleep=sleep)
+        if verify is True:  # wharfie's trust, not httpx's default (registry/tls_trust.py says why)
+            verify = https_context()
         self._client = httpx.Client(transport=transport or httpx.HTTPTransport(verify=verify),
                                     headers=headers, timeout=timeout, follow_redirects=False)
 
@@ -226,7 +229,7 @@ class GitLabAPI:
                 response.close()
         except httpx.TransportError as exc:
             raise RegistryUnreachableError(f"GitLab API at {self.base_url} unreachable ({what}): "
-                                           f"{type(exc).__name__}", tls=caused_by(exc, ssl.SSLError)) from None
+                                           f"{describe_http_error(exc)}", tls=caused_by(exc, ssl.SSLError)) from None
         if body is None:
             raise GitLabAPIError(f"GitLab API answer to {what} is larger than {_MAX_BODY} bytes")
         answer = _Answer(response, body)

@@ -1,4 +1,11 @@
-"""CA certificates from the directories `$SSL_CERT_DIR` lists, read as Go programs read them.
+"""The trust of every HTTPS client wharfie makes, and the CA certificates of `$SSL_CERT_DIR` read as Go reads them.
+
+`https_context()` is where each client's SSL context starts (the registry
+session, GitLab's REST API for `wharfie cleanup`, ADD's downloads): the
+system's trust as OpenSSL finds it (so `$SSL_CERT_FILE`), plus every
+certificate in `$SSL_CERT_DIR`'s files, plus a CA file the user named. It
+is not httpx's default, which takes certifi's bundle, or only
+`$SSL_CERT_FILE` when set and `$SSL_CERT_DIR` only by hash-named files.
 
 OpenSSL, and so Python's `ssl`, looks a certificate up in `SSL_CERT_DIR` by
 its subject hash (`c_rehash` names such as `3513523f.0`): a bundle put there
@@ -12,7 +19,7 @@ reading the directories the same way keeps such a job working in wharfie's image
 As Go does, a symbolic link to a file of the same directory (a hash link) is
 left to its target, unreadable directories and files are skipped, and blocks
 that do not parse are skipped. The directories are read once per process
-(trust is fixed when the first registry is opened, whatever a build writes
+(trust is fixed when the first HTTPS client is made, whatever a build writes
 later); certificates the context already trusts are not loaded twice.
 """
 
@@ -26,11 +33,27 @@ import os
 import re
 import ssl
 
-__all__ = ["trust_cert_dirs"]
+from registry.errors import RegistryError
+
+__all__ = ["https_context", "trust_cert_dirs"]
 
 log = logging.getLogger(__name__)
 
 _PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----\s*(.*?)\s*-----END CERTIFICATE-----", re.DOTALL)
+
+
+def https_context(*, ca_file: str | None = None, server: str | None = None) -> ssl.SSLContext:
+    """A verifying client context trusting the system's CAs, `$SSL_CERT_DIR`'s and `ca_file`'s (for `server`,
+    named in the error when `ca_file` cannot be loaded). A new context each time: callers may add to it."""
+    context = ssl.create_default_context()
+    trust_cert_dirs(context)
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            where = f" for {server}" if server else ""
+            raise RegistryError(f"cannot load the CA certificate {ca_file}{where}: {exc}") from None
+    return context
 
 
 def trust_cert_dirs(context: ssl.SSLContext) -> None:

@@ -38,6 +38,7 @@ from registry.progress import choose_progress
 from registry.pull import pull_image, write_docker_tarball, write_oci_layout
 from registry.reference import DEFAULT_REGISTRY, Reference, normalize_host, parse_host, parse_reference
 from registry.session import is_loopback
+from registry.tls_trust import https_context
 
 __all__ = ["REGISTRY_COMMANDS", "cleanup", "inspect", "login", "logout", "pull", "registry_command", "repositories",
            "tags"]
@@ -128,7 +129,8 @@ def _gitlab_api(kw: dict[str, Any], reference: str | None = None) -> _APIChoice:
     if scheme == "http" and not (is_loopback(api_host) or api_host in registry.insecure_registries):
         raise click.BadParameter(f"{url} is plain HTTP: the token would travel in clear (list the host in "
                                  "--insecure-registry to allow it)", param_hint="--gitlab-url")
-    verify: bool | str = registry.ca_files.get(api_host) or not registry.skip_tls_verify
+    ca_file = registry.ca_files.get(api_host)
+    verify = https_context(ca_file=ca_file, server=api_host) if ca_file or not registry.skip_tls_verify else False
     return _APIChoice(GitLabAPI(url, token, verify=verify, retries=registry.retries))
 
 

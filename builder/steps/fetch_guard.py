@@ -38,6 +38,7 @@ import httpcore
 import httpx
 
 from oci.errors import WharfieError
+from registry.tls_trust import https_context
 
 __all__ = ["FetchGuard", "RefusedDestination"]
 
@@ -114,9 +115,9 @@ class FetchGuard:
         """An httpx client for downloading `url` (redirects followed, each hop checked)."""
         hooks = {"request": [self._check_request]}
         if self.allow_host:
-            return httpx.Client(follow_redirects=True, timeout=timeout)
+            return httpx.Client(follow_redirects=True, timeout=timeout, verify=https_context())
         if _proxied(url):  # httpx applies the environment's proxy (and NO_PROXY) itself
-            return httpx.Client(follow_redirects=True, timeout=timeout, event_hooks=hooks)
+            return httpx.Client(follow_redirects=True, timeout=timeout, event_hooks=hooks, verify=https_context())
         return httpx.Client(follow_redirects=True, timeout=timeout, event_hooks=hooks,
                             transport=_GuardedTransport(_GuardedBackend(self)))
 
@@ -158,4 +159,4 @@ class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self, backend: _GuardedBackend) -> None:
         super().__init__()
         # httpx takes no network backend of its own: its pool is replaced by the same pool on ours.
-        self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(), network_backend=backend)
+        self._pool = httpcore.ConnectionPool(ssl_context=https_context(), network_backend=backend)
