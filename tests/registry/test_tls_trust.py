@@ -1,10 +1,16 @@
-"""A CA in a `$SSL_CERT_DIR` directory is trusted whatever its file name, as Go programs (kaniko) read it."""
+"""A CA in a `$SSL_CERT_DIR` directory is trusted whatever its file name, as Go programs (kaniko) read it:
+by the registry client and by GitLab's REST API client (ADD's downloads: tests/builder/test_add_url_trust.py)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from gitlab_helpers import push_tags
 from registry_helpers import build_image, options_for
 
+from fixtures.gitlab_api import GitLabAPIServer
+from fixtures.readback import run_wharfie
 from registry.client import RegistryClient
 from registry.errors import RegistryUnreachableError
 from registry.reference import parse_reference
@@ -36,3 +42,30 @@ def test_a_ca_in_ssl_cert_dir_is_trusted_under_any_name(registry_tls, store, tmp
     monkeypatch.setenv("SSL_CERT_DIR", f"{noise}:{kaniko_certs}")
     with RegistryClient(options) as client:
         assert push(client, ref, image) == image.digest
+
+
+def test_gitlab_api_trusts_a_ca_given_only_in_ssl_cert_dir(registry_open, tls_files, store, tmp_path):
+    """`wharfie repositories ls` in a job whose GitLab serves HTTPS with a private CA put in $SSL_CERT_DIR."""
+    push_tags(registry_open, store, "gltls/proj/app", ["a", "b"])
+    kaniko_certs = tmp_path / "kaniko-ssl-certs"
+    kaniko_certs.mkdir()
+    (kaniko_certs / "additional-ca-cert-bundle.crt").write_text("# our CA\n" + tls_files.ca_cert.read_text())
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    (noise / "README").write_text("not a certificate\n")
+    with GitLabAPIServer(registry_open, {"gltls/proj": 61}, tls=tls_files) as api:
+        api.add_job_token("job-tls-6161", "gltls/proj")
+        assert api.url.startswith("https://")
+        env = {"CI_API_V4_URL": api.url, "CI_PROJECT_ID": "61", "CI_JOB_TOKEN": "job-tls-6161"}
+
+        refused = run_wharfie("repositories", "ls", "--format", "json", env={**env, "SSL_CERT_DIR": str(noise)})
+        assert refused.returncode != 0 and api.calls == []
+        assert "Traceback" not in refused.stderr, refused.stderr
+        errors = [line for line in refused.stderr.splitlines() if "certificate verify failed" in line]
+        assert len(errors) == 1 and api.url in errors[0], refused.stderr
+        assert "job-tls-6161" not in refused.stdout + refused.stderr
+
+        listed = run_wharfie("repositories", "ls", "--format", "json",
+                             env={**env, "SSL_CERT_DIR": f"{noise}:{kaniko_certs}"})
+        assert listed.returncode == 0, listed.stderr
+        assert [(r["path"], r["tags_count"]) for r in json.loads(listed.stdout)] == [("gltls/proj/app", 2)]
