@@ -7,11 +7,9 @@ to modes, owners, contents and directory times.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
-import stat
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from builder.image.unpacked_store import UnpackedStore, chain_ids
+from fixtures.readback import tree_snapshot
 from layers.extract import extract_layer
 from layers.overlay import mount_overlay, unmount
 from oci import mediatypes as mt
@@ -80,23 +79,6 @@ TOP: list[Entry] = [
 ]
 
 
-def _snapshot(root: Path) -> dict[str, tuple[object, ...]]:
-    """Everything a build could notice of a tree: type, mode, owner, content or target, mtime."""
-    out: dict[str, tuple[object, ...]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            path = Path(dirpath) / name
-            st = path.lstat()
-            detail: object = ""
-            if stat.S_ISREG(st.st_mode):
-                detail = hashlib.sha256(path.read_bytes()).hexdigest()
-            elif stat.S_ISLNK(st.st_mode):
-                detail = os.readlink(path)
-            out[str(path.relative_to(root))] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid,
-                                                st.st_gid, detail, st.st_mtime_ns // 1_000_000_000)
-    return out
-
-
 @contextmanager
 def _stacked(dirs: list[Path], at: Path) -> Iterator[Path]:
     at.mkdir()
@@ -130,12 +112,14 @@ def test_stacked_entries_read_as_the_layers_extracted_in_order(tmp_path: Path) -
     layers = [_layer(blobs, BASE), _layer(blobs, ABOVE), _layer(blobs, TOP)]
     dirs = UnpackedStore(tmp_path / "store", userxattr=False).lower_dirs(layers)
     assert [d.name for d in dirs] == [c.hex for c in chain_ids([layer.diff_id for layer in layers])]
-    expected = _snapshot(_extracted(layers, tmp_path / "plain"))
+    # Extracted trees keep the layers' mtimes: the views must show the same ones.
+    expected = tree_snapshot(_extracted(layers, tmp_path / "plain"), mtime=True)
     for count in (1, 2, 3):  # every prefix of the stack is an image too
+        plain = _extracted(layers[:count], tmp_path / f"plain{count}")
         with _stacked(dirs[:count], tmp_path / f"view{count}") as view:
-            assert _snapshot(view) == _snapshot(_extracted(layers[:count], tmp_path / f"plain{count}"))
+            assert tree_snapshot(view, mtime=True) == tree_snapshot(plain, mtime=True)
     with _stacked(dirs, tmp_path / "view") as view:
-        assert _snapshot(view) == expected
+        assert tree_snapshot(view, mtime=True) == expected
     assert "srv/data" not in expected and expected["srv"][1] == 0o711 and "var/log" not in expected
 
 

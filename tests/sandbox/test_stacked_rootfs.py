@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from builder.execution.stacked_rootfs import StackedRootfs
+from fixtures.readback import tree_snapshot
 from layers.overlay import changes_from_upper, mount_overlay, unmount
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="overlay mounts need root")
@@ -37,22 +38,6 @@ def _make_lower(root: Path) -> Path:
         (root / rel).write_bytes(data)
     os.chmod(root / "e", 0o750)
     return root
-
-
-def _view(root: Path) -> dict[str, tuple[object, ...]]:
-    out: dict[str, tuple[object, ...]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            path = Path(dirpath) / name
-            st = path.lstat()
-            detail: object = ""
-            if stat.S_ISREG(st.st_mode):
-                detail = path.read_bytes()
-            elif stat.S_ISLNK(st.st_mode):
-                detail = os.readlink(path)
-            out[str(path.relative_to(root))] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid,
-                                                st.st_gid, detail)
-    return out
 
 
 def _fingerprint(root: Path) -> str:
@@ -93,9 +78,9 @@ def test_steps_folded_into_a_stacked_tree_read_as_on_a_plain_directory(tmp_path:
             _run_on_overlay(tree, command, tmp_path / f"step-{number}")
             subprocess.run(["sh", "-ec", command], cwd=plain, check=True)
             # Times are "now" on both sides, at different moments: the rest must be equal.
-            assert _view(tree.merged) == _view(plain), f"after step {number}: {command}"
+            assert tree_snapshot(tree.merged) == tree_snapshot(plain), f"after step {number}: {command}"
         tree.freeze()  # a later stage stacks on it: read-only, same view
-        assert _view(tree.merged) == _view(plain)
+        assert tree_snapshot(tree.merged) == tree_snapshot(plain)
         with pytest.raises(OSError):
             (tree.merged / "written").write_text("no")
     finally:
