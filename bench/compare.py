@@ -6,7 +6,7 @@ it needs, then runs this), or ``python3 -m bench.compare [--runs 3]``.  With
 compared too; without it the run says ``kaniko skipped: <why>``.
 
 One run starts one distribution registry, pushes the busybox base
-(`fixtures.baseimage`) and the Debian minbase (`bench.debian_base`, made once
+(`fixtures.baseimage`) and the Debian minbase (`fixtures.debian_base`, made once
 per machine in the state dir) to it, writes the contexts (`bench.workloads`),
 and then, ``--runs`` times, interleaving the builders so drift hits them alike:
 
@@ -43,13 +43,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.debian_base import ensure_debian_base, push_layout
 from bench.kaniko import Kaniko, KanikoUnavailable, build_executor
 from bench.peers import REPO, BuildahPeer, KanikoPeer, Peer, WharfiePeer
 from bench.timing import GNU_TIME, BenchError, Measurement, median
 from bench.wharfie_profile import extraction_cost, parse_profile, stamped_run
 from bench.workloads import DEBIAN_BUILDS, W1, Workload, fetch_wheels, make_contexts
 from fixtures.baseimage import push_busybox
+from fixtures.debian_base import ensure_debian_base, push_debian_base
 from fixtures.registry import Registry
 
 __all__ = ["main"]
@@ -283,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     peers = _choose_peers(set(args.peers.split(",")))
     debian = not args.skip_debian
     DEFAULT_STATE.mkdir(parents=True, exist_ok=True)
-    base = ensure_debian_base(DEFAULT_STATE) if debian else None
+    base = ensure_debian_base(cache=DEFAULT_STATE) if debian else None
     wheels = fetch_wheels(DEFAULT_STATE) if debian else None
     workloads = ((W1,) if not args.skip_w1 else ()) + (DEBIAN_BUILDS if debian else ())
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
@@ -296,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             Registry(Path(tmp) / "registry") as registry:
         bases = {False: push_busybox(registry)}
         if base is not None:
-            bases[True] = push_layout(base.oci_ref, f"{registry.host}/bench/minbase:bookworm")
+            bases[True] = push_debian_base(base, registry, "bench/minbase")
         run = Run(registry, Path(tmp), results, peers, make_contexts(Path(tmp) / "contexts", workloads, wheels),
                   bases, recorder, base.layer_blob() if base is not None else None)
         try:

@@ -25,7 +25,6 @@ from typing import Self
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.debian_base import ensure_debian_base, push_layout
 from builder.engine import stage as stage_module
 from builder.engine.build import build_image
 from builder.engine.options import BuildOptions, OutputOptions
@@ -33,6 +32,7 @@ from builder.engine.registry_setup import registry_client
 from builder.execution.isolation import Isolation
 from fixtures.baseimage import push_busybox
 from fixtures.buildah import Buildah
+from fixtures.debian_base import ensure_debian_base, push_debian_base
 from fixtures.registry import Registry
 from registry.options import RegistryOptions
 
@@ -123,11 +123,11 @@ def main() -> None:
     if os.geteuid() != 0:
         sys.exit("run as root (debootstrap, sandboxes, overlay mounts)")
     args.cache.mkdir(parents=True, exist_ok=True)
-    base = ensure_debian_base(args.cache)
+    base = ensure_debian_base(cache=args.cache)
     files = sum(len(f) + len(d) for _, d, f in os.walk(base.rootfs))
     with tempfile.TemporaryDirectory(prefix="wharfie-run-bench-", dir="/var/tmp") as tmp, \
             Registry(Path(tmp) / "registry") as registry:
-        minbase = push_layout(base.oci_ref, f"{registry.host}/bench/minbase:bookworm")
+        minbase = push_debian_base(base, registry, "bench/minbase")
         bases = {"busybox": push_busybox(registry), "debian-minbase": minbase}
         report = {"machine": {"cores": os.cpu_count(), "minbase_paths": files}}
         for name, ref in bases.items():
