@@ -26,12 +26,21 @@ from typing import Any, TypeVar
 
 import httpx
 
+from oci.own_addresses import guarded_transport
 from registry.auth import CONTEXT, PING, SCOPES, RegistryAuth, merge_scopes, parse_challenges, repository_scope
 from registry.client_cert import load_client_certificate
 from registry.credentials import resolve_credentials
 from registry.decode import read_limited
+from registry.destinations import RegistryDestinations
 from registry.dockerconfig import Credentials, DockerConfig
-from registry.errors import AuthError, RegistryError, RegistryUnreachableError, caused_by, received_tls_alert
+from registry.errors import (
+    AuthError,
+    RefusedDestinationError,
+    RegistryError,
+    RegistryUnreachableError,
+    caused_by,
+    received_tls_alert,
+)
 from registry.limits import MAX_SMALL_RESPONSE
 from registry.options import RegistryOptions
 from registry.reference import Reference, api_host
@@ -147,7 +156,10 @@ class Session:
         auth = RegistryAuth(registry, self.credentials_for(registry), clock=self._clock)
         limits = httpx.Limits(max_connections=self.options.push_concurrency + 4,
                               max_keepalive_connections=self.options.push_concurrency + 4)
-        inner = self._transport or httpx.HTTPTransport(verify=self._verify(registry), limits=limits)
+        # Every connection of this host's client (redirect hops and token requests too) goes only where
+        # this registry may lead (registry/destinations.py).
+        inner = self._transport or guarded_transport(RegistryDestinations(registry).addresses,
+                                                     verify=self._verify(registry), limits=limits)
         client = httpx.Client(
             transport=inner, auth=auth, follow_redirects=True,
             timeout=httpx.Timeout(self.options.timeout, connect=self.options.connect_timeout),
@@ -230,6 +242,8 @@ class Session:
         except httpx.TransportError as exc:
             raise RegistryUnreachableError(f"cannot reach {ref.registry} for {context}: {describe_http_error(exc)}",
                                            tls=caused_by(exc, ssl.SSLError)) from None
+        except RefusedDestinationError as exc:
+            raise RefusedDestinationError(f"{exc} (for {context})") from None
         return response
 
     def _error(self, ref: Reference, response: httpx.Response, context: str, action: str) -> RegistryError:
