@@ -4,7 +4,9 @@ A host gets its scheme (HTTPS unless declared insecure; loopback hosts fall
 back to plain HTTP as docker allows), its TLS trust (system roots plus the
 host's private CA, or none with --skip-tls-verify; a client certificate for
 mutual TLS, registry/client_cert.py), its credentials and auth
-handler, and a keep-alive connection pool. Verbs (manifests, blobs, push, tags)
+handler, and a keep-alive connection pool whose every connection (redirects
+and token realms included) goes only where that registry may lead
+(registry/destinations.py: never from elsewhere to the host's own services). Verbs (manifests, blobs, push, tags)
 only say which repository, which action and which statuses are success; errors
 come back as `RegistryError`s naming both. Nothing here retries: each verb runs
 its whole operation under `Session.retry` (registry/retry.py).
