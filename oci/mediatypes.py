@@ -53,7 +53,7 @@ IMAGE_MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 
 # Sent on every manifest GET: indexes first so a multi-platform tag resolves to
 # its index and we choose the platform, not the registry.
-MANIFEST_ACCEPT = ", ".join([OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST])
+MANIFEST_ACCEPT = f"{OCI_INDEX}, {DOCKER_MANIFEST_LIST}, {OCI_MANIFEST}, {DOCKER_MANIFEST}"
 
 # Layer media type -> compression ("gzip", "zstd" or "none").
 LAYER_COMPRESSION = {

@@ -50,6 +50,7 @@ __all__ = [
     "InvalidResponseError",
     "LimitExceededError",
     "NotFoundError",
+    "RefusedDestinationError",
     "RegistryError",
     "RegistryUnreachableError",
     "caused_by",
@@ -188,6 +189,11 @@ class LimitExceededError(RegistryError):
     def __init__(self, message: str, *, limit: str) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+class RefusedDestinationError(RegistryError):
+    """A registry's answer (a redirect, a token realm, an upload Location) or its own name led to one of the
+    builder host's own addresses, which it may not (registry/destinations.py); never worth retrying."""
 
 
 class RegistryUnreachableError(RegistryError):

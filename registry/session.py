@@ -4,7 +4,9 @@ A host gets its scheme (HTTPS unless declared insecure; loopback hosts fall
 back to plain HTTP as docker allows), its TLS trust (system roots plus the
 host's private CA, or none with --skip-tls-verify; a client certificate for
 mutual TLS, registry/client_cert.py), its credentials and auth
-handler, and a keep-alive connection pool. Verbs (manifests, blobs, push, tags)
+handler, and a keep-alive connection pool whose every connection (redirects
+and token realms included) goes only where that registry may lead
+(registry/destinations.py: never from elsewhere to the host's own services). Verbs (manifests, blobs, push, tags)
 only say which repository, which action and which statuses are success; errors
 come back as `RegistryError`s naming both. Nothing here retries: each verb runs
 its whole operation under `Session.retry` (registry/retry.py).
@@ -26,17 +28,26 @@ from typing import Any, TypeVar
 
 import httpx
 
+from oci.own_addresses import guarded_transport
 from registry.auth import CONTEXT, PING, SCOPES, RegistryAuth, merge_scopes, parse_challenges, repository_scope
 from registry.client_cert import load_client_certificate
 from registry.credentials import resolve_credentials
 from registry.decode import read_limited
+from registry.destinations import RegistryDestinations
 from registry.dockerconfig import Credentials, DockerConfig
-from registry.errors import AuthError, RegistryError, RegistryUnreachableError, caused_by, received_tls_alert
+from registry.errors import (
+    AuthError,
+    RefusedDestinationError,
+    RegistryError,
+    RegistryUnreachableError,
+    caused_by,
+    received_tls_alert,
+)
 from registry.limits import MAX_SMALL_RESPONSE
 from registry.options import RegistryOptions
 from registry.reference import Reference, api_host
 from registry.retry import RetryPolicy, describe_http_error
-from registry.tls_trust import trust_cert_dirs
+from registry.tls_trust import https_context
 
 __all__ = ["ACTION_SCOPES", "HostClient", "Session", "is_loopback"]
 
@@ -124,19 +135,14 @@ class Session:
 
     def _verify(self, registry: str) -> ssl.SSLContext:
         options = self.options
-        context = ssl.create_default_context()
         if (options.skip_tls_verify or self._for_host(options.skip_tls_verify_registries, registry)
                 or (options.pull_skip_tls_verify and self._pull_only(registry))):
+            context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         else:
-            trust_cert_dirs(context)
-            ca_file = options.ca_files.get(registry) or options.ca_files.get(api_host(registry))
-            if ca_file:
-                try:
-                    context.load_verify_locations(cafile=ca_file)
-                except (OSError, ssl.SSLError) as exc:
-                    raise RegistryError(f"cannot load the CA certificate {ca_file} for {registry}: {exc}") from None
+            context = https_context(ca_file=options.ca_files.get(registry) or options.ca_files.get(api_host(registry)),
+                                    server=registry)
         client_cert = options.client_certificates.get(registry) or options.client_certificates.get(api_host(registry))
         if client_cert:
             load_client_certificate(context, *client_cert, registry=registry)
@@ -147,7 +153,10 @@ class Session:
         auth = RegistryAuth(registry, self.credentials_for(registry), clock=self._clock)
         limits = httpx.Limits(max_connections=self.options.push_concurrency + 4,
                               max_keepalive_connections=self.options.push_concurrency + 4)
-        inner = self._transport or httpx.HTTPTransport(verify=self._verify(registry), limits=limits)
+        # Every connection of this host's client (redirect hops and token requests too) goes only where
+        # this registry may lead (registry/destinations.py).
+        inner = self._transport or guarded_transport(RegistryDestinations(registry).addresses,
+                                                     verify=self._verify(registry), limits=limits)
         client = httpx.Client(
             transport=inner, auth=auth, follow_redirects=True,
             timeout=httpx.Timeout(self.options.timeout, connect=self.options.connect_timeout),
@@ -230,6 +239,8 @@ class Session:
         except httpx.TransportError as exc:
             raise RegistryUnreachableError(f"cannot reach {ref.registry} for {context}: {describe_http_error(exc)}",
                                            tls=caused_by(exc, ssl.SSLError)) from None
+        except RefusedDestinationError as exc:
+            raise RefusedDestinationError(f"{exc} (for {context})") from None
         return response
 
     def _error(self, ref: Reference, response: httpx.Response, context: str, action: str) -> RegistryError:

@@ -1,19 +1,25 @@
-"""A hostile registry's answers lead wharfie's own requests to the host's loopback (blind SSRF).
+"""A hostile registry's answers must not lead wharfie's own requests to the host's loopback (blind SSRF).
 
 The Dockerfile names the base image's registry (`FROM evil.example/img`), so
-that registry's answers are untrusted. The attack: the registry answers the
-manifest request with `307 Location: http://127.0.0.1:PORT/any/path?query`,
-and wharfie, on the host, follows it: a GET with the attacker's path and
-query to a service that keeps to the host's loopback (the content is then
-refused, as it matches no digest, so the request itself is the harm). The
-registry's token realm (`WWW-Authenticate: Bearer realm=...`) is another way
-to the same GET. The host check: the loopback service received no request.
+that registry's answers are untrusted, and so are the URLs they choose:
+wharfie requests them itself, on the host. The attacks: the registry answers
+the manifest request with `307 Location: http://127.0.0.1:PORT/any/path?query`;
+or every request with `401 WWW-Authenticate: Bearer realm=http://127.0.0.1:...`
+(the token request is the GET); or, when wharfie pushes to it, an upload
+session whose `Location` is on the loopback (the blob's PUT goes there). A
+service that keeps to the host's loopback would get the attacker's path and
+query: the request itself is the harm. The host check: that service received
+no request, and the build failed with one line naming the registry and the
+refused destination.
 
-Not fixed here: the registry client (registry/session.py) would need the
-rule ADD's downloads follow (builder/steps/fetch_guard.py: no loopback,
-link-local or host address unless the registry itself is one), and
-registry/ may not import builder/. Left for the lead to place (the address
-rule in a package both may import).
+Fixed by registry/destinations.py (on oci/own_addresses.py, the rule ADD's
+downloads follow too): a registry elsewhere may not lead to the host's own
+addresses; one on the host may (a registry on 127.0.0.1 or localhost is the
+normal test set-up, its token realm too): to any of them from the loopback,
+else only to addresses of its own kind. The hostile registry here listens on
+the host's network address, the only stand-in for "elsewhere" one machine
+has: it is of another kind than the loopback, so the rule refuses it the
+loopback. The control: the same registry on the loopback is followed there.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import json
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,18 +42,37 @@ class _Server(http.server.ThreadingHTTPServer):
         self.requests: list[str] = []
         super().__init__((host, 0), handler)
 
+    @property
+    def host(self) -> str:
+        """``HOST:PORT``, as a reference names a registry."""
+        return f"{self.server_address[0]}:{self.server_address[1]}"
 
-class _Loopback(http.server.BaseHTTPRequestHandler):
+
+class _Quiet(http.server.BaseHTTPRequestHandler):
     server: _Server
+    protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:
-        self.server.requests.append(self.path)
-        self.send_response(404)
+    def answer(self, status: int, headers: dict[str, str] | None = None) -> None:
+        self.server.requests.append(f"{self.command} {self.path}")
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+class _Loopback(_Quiet):
+    """A service that keeps to the host's loopback: every request it gets is the attack's success."""
+
+    def do_GET(self) -> None:
+        self.answer(404)
+
+    do_HEAD = do_PUT = do_PATCH = do_POST = do_DELETE = do_GET
 
 
 def _serve(server: _Server) -> Iterator[_Server]:
@@ -73,45 +98,119 @@ def _host_address() -> str:
     pytest.skip("this host has no non-loopback IPv4 address for the hostile registry")
 
 
-@pytest.fixture
-def hostile_registry(loopback_service: _Server) -> Iterator[str]:
-    """A registry on the host's interface address (standing in for one elsewhere) that redirects every pull."""
-    target = f"http://127.0.0.1:{loopback_service.server_address[1]}/admin/delete?everything=1"
+def _redirecting(target: str) -> type[_Quiet]:
+    class Redirecting(_Quiet):
+        """Answers the API check, redirects every other request to `target`."""
 
-    class Redirecting(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path == "/v2/":
-                self.send_response(200)
-            else:
-                self.send_response(307)
-                self.send_header("Location", target)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.answer(200) if self.path == "/v2/" else self.answer(307, {"Location": target})
 
         do_HEAD = do_GET
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = _Server(_host_address(), Redirecting)
-    for running in _serve(server):
-        yield f"{server.server_address[0]}:{server.server_address[1]}"
+    return Redirecting
 
 
-@pytest.mark.xfail(strict=True, reason="the registry client follows a registry's redirect to the host's loopback "
-                   "(needs fetch_guard's address rule in registry/session.py)")
-def test_a_registry_redirect_does_not_reach_the_hosts_loopback(hostile_registry: str, loopback_service: _Server,
-                                                               tmp_path: Path) -> None:
+def _challenging(target: str) -> type[_Quiet]:
+    class Challenging(_Quiet):
+        """Answers every request with a Bearer challenge whose token realm is `target`."""
+
+        def do_GET(self) -> None:
+            self.answer(401, {"WWW-Authenticate": f'Bearer realm="{target}",service="evil"'})
+
+        do_HEAD = do_GET
+
+    return Challenging
+
+
+def _uploading(target: str) -> type[_Quiet]:
+    class Uploading(_Quiet):
+        """Takes pushes: no blob is there, and every upload session lives at `target`."""
+
+        def do_GET(self) -> None:
+            self.answer(200) if self.path == "/v2/" else self.answer(404)
+
+        def do_POST(self) -> None:
+            self.answer(202, {"Location": target, "Docker-Upload-UUID": "evil"})
+
+        do_HEAD = do_PUT = do_PATCH = do_GET
+
+    return Uploading
+
+
+Handler = Callable[[str], type[_Quiet]]
+
+
+@pytest.fixture
+def hostile_registry(loopback_service: _Server) -> Iterator[Callable[[Handler, str], _Server]]:
+    """Starts a registry on `host` whose answers lead to the loopback service's /admin/delete?everything=1."""
+    target = f"http://127.0.0.1:{loopback_service.server_address[1]}/admin/delete?everything=1"
+    running: list[Iterator[_Server]] = []
+
+    def start(handler: Handler, host: str) -> _Server:
+        served = _serve(_Server(host, handler(target)))
+        running.append(served)
+        return next(served)
+
+    yield start
+    for served in running:
+        next(served, None)
+
+
+def _build(tmp_path: Path, registry: str, dockerfile: str, *extra: str) -> subprocess.CompletedProcess[str]:
     context = tmp_path / "ctx"
     context.mkdir()
-    (context / "Dockerfile").write_text(f"FROM {hostile_registry}/evil/img\n")
-    result = run_wharfie("build", str(context), "--no-push", "--insecure-registry", hostile_registry,
-                         "--cache-dir", str(tmp_path / "cache"))
+    (context / "Dockerfile").write_text(dockerfile)
+    (context / "payload").write_text("pushed\n")
+    return run_wharfie("build", str(context), "--insecure-registry", registry, "--cache-dir", str(tmp_path / "cache"),
+                       *extra)
+
+
+def _assert_refused(result: subprocess.CompletedProcess[str], registry: _Server, loopback: _Server) -> None:
+    assert loopback.requests == [], "wharfie sent the registry's chosen request to a host-only service"
+    assert registry.requests, "the hostile registry was never asked: the attack was not tried"
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
-    assert loopback_service.requests == [], "wharfie sent the registry's chosen GET to a host-only service"
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"wharfie: error: refused to follow {registry.host} to 127.0.0.1:{loopback.server_address[1]}: "
+                            "a loopback address"), error
 
 
-def test_the_hostile_registry_is_not_on_the_loopback(hostile_registry: str) -> None:
-    """The xfail above is about the redirect, not a registry already on the loopback (which Dockerfiles may name)."""
-    host = hostile_registry.rsplit(":", 1)[0]
+def test_a_registry_redirect_does_not_reach_the_hosts_loopback(hostile_registry: Callable[[Handler, str], _Server],
+                                                               loopback_service: _Server, tmp_path: Path) -> None:
+    registry = hostile_registry(_redirecting, _host_address())
+    result = _build(tmp_path, registry.host, f"FROM {registry.host}/evil/img\n", "--no-push")
+    _assert_refused(result, registry, loopback_service)
+    assert "for " + f"{registry.host}/evil/img (pull)" in result.stderr
+
+
+def test_a_token_realm_does_not_reach_the_hosts_loopback(hostile_registry: Callable[[Handler, str], _Server],
+                                                         loopback_service: _Server, tmp_path: Path) -> None:
+    registry = hostile_registry(_challenging, _host_address())
+    result = _build(tmp_path, registry.host, f"FROM {registry.host}/evil/img\n", "--no-push")
+    _assert_refused(result, registry, loopback_service)
+
+
+def test_an_upload_location_does_not_reach_the_hosts_loopback(hostile_registry: Callable[[Handler, str], _Server],
+                                                              loopback_service: _Server, tmp_path: Path) -> None:
+    registry = hostile_registry(_uploading, _host_address())
+    result = _build(tmp_path, registry.host, "FROM scratch\nCOPY payload /payload\n",
+                    "--destination", f"{registry.host}/evil/img:1")
+    _assert_refused(result, registry, loopback_service)
+    assert any(line.startswith("POST /v2/evil/img/blobs/uploads/") for line in registry.requests), registry.requests
+
+
+def test_a_registry_on_the_loopback_may_lead_to_the_loopback(hostile_registry: Callable[[Handler, str], _Server],
+                                                             loopback_service: _Server, tmp_path: Path) -> None:
+    """The control: whoever names a registry on 127.0.0.1 is on this host already; its redirect is followed
+    (and so the attacks above would be seen if the rule let them through)."""
+    registry = hostile_registry(_redirecting, "127.0.0.1")
+    result = _build(tmp_path, registry.host, f"FROM {registry.host}/evil/img\n", "--no-push")
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr  # the loopback service's 404
+    assert "refused" not in result.stderr, result.stderr
+    assert loopback_service.requests and all(r.endswith(" /admin/delete?everything=1")
+                                             for r in loopback_service.requests), loopback_service.requests
+
+
+def test_the_hostile_registry_is_not_on_the_loopback() -> None:
+    """The attacks above are about a registry's answers, not a registry already on the loopback."""
+    host = _host_address()
     assert not host.startswith("127.") and socket.inet_aton(host)
