@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.kaniko import Kaniko, KanikoUnavailable, build_executor
-from bench.peers import REPO, BuildahPeer, KanikoPeer, Peer, WharfiePeer
+from bench.peers import REPO, BuildahPeer, KanikoPeer, Peer, WharfiePeer, compile_wharfie
 from bench.timing import GNU_TIME, BenchError, Measurement, median
 from bench.wharfie_profile import extraction_cost, parse_profile, stamped_run
 from bench.workloads import DEBIAN_BUILDS, W1, Workload, fetch_wheels, make_contexts
@@ -258,6 +258,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def _choose_peers(wanted: set[str]) -> list[Peer]:
     peers: list[Peer] = []
     if "wharfie" in wanted:
+        compile_wharfie()
         peers.append(WharfiePeer())
     if "buildah" in wanted:
         if shutil.which("buildah"):

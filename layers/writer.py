@@ -36,6 +36,7 @@ from layers.tarheaders import (
 from oci.blobstore import BlobStore
 from oci.digest import CHUNK
 from oci.errors import UnsafePathError, WharfieError
+from oci.growing_blob import GrowingBlob
 from oci.layer import StoredLayer
 from oci.mediatypes import layer_media_type
 from oci.models import Descriptor
@@ -112,21 +113,23 @@ def write_layer(
     level: int | None = None,
     epoch: int | None = None,
     oci: bool = True,
+    growing: GrowingBlob | None = None,
 ) -> StoredLayer:
     """Write the layer holding `changes` (read from `source_root`) into `store`.
 
     `epoch` (SOURCE_DATE_EPOCH, --reproducible) clamps every mtime to at most
-    it. diff_id, digest and size are computed while the blob is written.
+    it. diff_id, digest and size are computed while the blob is written. With
+    `growing`, the blob can be read (pushed) while it is written.
     """
     entries = plan_entries(changes, Path(source_root))
     return _store_tar(store, compression, level, oci, len(entries),
-                      lambda sink: _TarWriter(os.fspath(source_root), sink, epoch).write_all(entries))
+                      lambda sink: _TarWriter(os.fspath(source_root), sink, epoch).write_all(entries), growing)
 
 
 def _store_tar(store: BlobStore, compression: str, level: int | None, oci: bool, count: int,
-               write_entries: Callable[[TarSink], None]) -> StoredLayer:
+               write_entries: Callable[[TarSink], None], growing: GrowingBlob | None) -> StoredLayer:
     """Compress the tar `write_entries` streams (then its end) into `store`; its digests come from the one pass."""
-    with store.writer(what="layer") as blob:
+    with store.writer(what="layer", growing=growing) as blob:
         sink = TarSink(blob, new_compressor(compression, level))
         try:
             write_entries(sink)
@@ -179,6 +182,7 @@ def write_planned_layer(
     level: int | None = None,
     epoch: int | None = None,
     oci: bool = True,
+    growing: GrowingBlob | None = None,
 ) -> StoredLayer:
     """Write a layer of `entries` (every parent listed, in any order) the way `write_layer` writes a tree."""
     ordered = sorted(entries, key=lambda entry: path_key(entry.name))
@@ -192,7 +196,7 @@ def write_planned_layer(
         for entry in ordered:
             _write_planned(sink, entry, first_names, epoch)
 
-    return _store_tar(store, compression, level, oci, len(ordered), write_entries)
+    return _store_tar(store, compression, level, oci, len(ordered), write_entries, growing)
 
 
 _KIND_BITS = {"dir": stat.S_IFDIR, "file": stat.S_IFREG, "symlink": stat.S_IFLNK}

@@ -19,12 +19,27 @@ from typing import BinaryIO
 
 from oci.digest import CHUNK, Digest, HashingWriter
 from oci.errors import DigestMismatchError
+from oci.growing_blob import GrowingBlob
 
 __all__ = ["BlobStore", "BlobWriter"]
 
 
 class BlobWriter(HashingWriter):
     """What `BlobStore.writer()` yields: write to it; digest and size are known at the end."""
+
+
+class _GrowingWriter(BlobWriter):
+    """A `BlobWriter` whose every write is at once readable through `growing` (oci/growing_blob.py)."""
+
+    def __init__(self, target: BinaryIO, algorithm: str, growing: GrowingBlob) -> None:
+        super().__init__(target, algorithm)
+        self.growing = growing
+
+    def write(self, data: bytes | memoryview) -> int:
+        written = super().write(data)
+        self.flush()  # to the kernel, where the reader's descriptor sees it (writes are ~1 MiB chunks)
+        self.growing.grew(self.size)
+        return written
 
 
 class BlobStore:
@@ -62,17 +77,22 @@ class BlobStore:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextmanager
-    def writer(self, expected: Digest | None = None, *, what: str = "blob") -> Iterator[BlobWriter]:
+    def writer(self, expected: Digest | None = None, *, what: str = "blob",
+               growing: GrowingBlob | None = None) -> Iterator[BlobWriter]:
         """Yield a writer; on clean exit the blob is verified (if `expected`) and renamed into place.
 
         On any exception, or a digest mismatch, the temp file is removed and nothing
-        appears in the store.
+        appears in the store. With `growing`, another thread may read the blob while it
+        is written; it is told the digest at the end, or that the blob failed.
         """
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="ingest-")
         tmp = Path(tmp_name)
+        algorithm = expected.algorithm if expected is not None else "sha256"
         try:
             with os.fdopen(fd, "wb") as raw:
-                writer = BlobWriter(raw, expected.algorithm if expected is not None else "sha256")
+                if growing is not None:
+                    growing.attach(tmp_name)
+                writer = BlobWriter(raw, algorithm) if growing is None else _GrowingWriter(raw, algorithm, growing)
                 yield writer
             actual = writer.digest
             if expected is not None and actual != expected:
@@ -80,6 +100,12 @@ class BlobStore:
             final = self.path(actual)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, final)
+            if growing is not None:
+                growing.complete(actual, writer.size)
+        except BaseException as exc:
+            if growing is not None:
+                growing.fail(f"writing the {what} failed: {exc or type(exc).__name__}")
+            raise
         finally:
             tmp.unlink(missing_ok=True)
 

@@ -17,6 +17,14 @@ from the first instead of uploading it again. The first job of each
 repository goes alone: it earns the token the others then share, and if it
 fails the others are not tried.
 
+A large layer can go up while it is still written (`stream`): the upload
+reads the growing blob (oci/growing_blob.py) chunk by chunk and closes with
+its digest once it is known; when that blob is then `add`ed, its push to
+that repository is the stream's outcome, and if the stream failed, the
+ordinary push starts over from the finished file. Measured on W1 (a 200 MB
+COPY layer), the registry takes about as long to receive the layer as
+wharfie takes to write it, so this hides nearly the whole upload.
+
 `abandon` (a cancelled or failed build) drops what has not started and
 tells whoever waits on a running push that it is given up, at once: a
 registry that never answers must not hold a cancelled build. No manifest is
@@ -36,6 +44,7 @@ from typing import Self
 
 from oci.digest import Digest
 from oci.errors import WharfieError
+from oci.growing_blob import GrowingBlob
 from oci.layer import Layer
 from oci.models import Manifest
 from registry.blob_push import BytesBlob, push_blob
@@ -43,7 +52,7 @@ from registry.manifests import put_manifest
 from registry.progress import NullProgress, Progress
 from registry.reference import Reference
 from registry.session import Session
-from registry.upload import Blob
+from registry.upload import Blob, upload_growing
 
 __all__ = ["BlobPusher", "PushAbandoned", "by_repository", "check_manifest"]
 
@@ -52,6 +61,15 @@ log = logging.getLogger(__name__)
 
 class PushAbandoned(WharfieError):
     """The push was given up (a cancelled or failed build) before this blob was confirmed."""
+
+
+@dataclass
+class _Stream:
+    """A blob uploaded into `repo` while it is written; `outcome` is its digest, or None if it was not sent."""
+
+    growing: GrowingBlob
+    repo: Reference
+    outcome: Future[Digest | None] = field(default_factory=Future)
 
 
 @dataclass
@@ -96,6 +114,7 @@ class BlobPusher:
         self._primed: dict[Reference, threading.Event] = {}
         self._refused: dict[Reference, BaseException] = {}  # a repository whose first push failed
         self._moving: dict[tuple[str, Digest], threading.Lock] = {}  # one push of a digest per registry at a time
+        self._streams: list[_Stream] = []
         self._closed = False
 
     def __enter__(self) -> Self:
@@ -136,6 +155,44 @@ class BlobPusher:
                     worker.start()
             return futures
 
+    def stream(self, growing: GrowingBlob, repos: Iterable[Reference]) -> None:
+        """Start uploading a blob still being written into the first of `repos` (a head start for its push).
+
+        Once the blob is `add`ed, its push to that repository takes the stream's outcome; the other
+        repositories mount it from there as usual.
+        """
+        repo = next(iter(dict.fromkeys(r.repo_ref for r in repos)), None)
+        if repo is None:
+            return
+        stream = _Stream(growing, repo)
+        with self._lock:
+            if self._closed:
+                return
+            self._streams.append(stream)
+        threading.Thread(target=self._upload_growing, args=(stream,), name="push-stream", daemon=True).start()
+
+    def _upload_growing(self, stream: _Stream) -> None:
+        try:
+            stream.outcome.set_result(upload_growing(self.session, stream.repo, stream.growing,
+                                                     progress=self.progress))
+        except BaseException as exc:  # noqa: BLE001 - the ordinary push of the finished blob follows
+            stream.outcome.set_exception(exc)
+        finally:
+            stream.growing.release()
+
+    def _streamed(self, repo: Reference, digest: Digest) -> bool:
+        """Whether a stream of this blob into `repo` delivered it (waiting for the stream to end)."""
+        with self._lock:
+            streams = [s for s in self._streams if s.repo == repo and s.growing.digest == digest]
+            self._streams = [s for s in self._streams if s not in streams]
+        delivered = False
+        for stream in streams:
+            try:
+                delivered = stream.outcome.result() == digest or delivered
+            except BaseException as exc:  # noqa: BLE001 - reported by the ordinary push if it fails too
+                log.debug("streaming %s to %s failed, pushing it again: %s", digest.short, repo.name, exc)
+        return delivered
+
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
             self._run(job)
@@ -164,7 +221,10 @@ class BlobPusher:
         with moving:
             with self._lock:
                 holders = [r for r in self._present.get(blob.digest, []) if r != repo]
-            how = push_blob(self.session, repo, blob, [*holders, *self.mount_sources], self.progress)
+            if self._streamed(repo, blob.digest):
+                how = "pushed while written"
+            else:
+                how = push_blob(self.session, repo, blob, [*holders, *self.mount_sources], self.progress)
             with self._lock:
                 self._present.setdefault(blob.digest, []).append(repo)
             return how
@@ -219,6 +279,9 @@ class BlobPusher:
             self._closed = True
             outcomes = list(self._outcomes.values())
             primed = list(self._primed.values())
+            streams, self._streams = self._streams, []
+        for stream in streams:
+            stream.growing.fail("the push was abandoned")  # its thread cancels the upload session
         for outcome in outcomes:
             if not outcome.cancel():
                 _settle(outcome, error=PushAbandoned("the push was abandoned"))
@@ -227,9 +290,15 @@ class BlobPusher:
         self._stop_workers()
 
     def close(self) -> None:
-        """Let the pushes added so far end, then stop the workers (they are joined)."""
+        """Let the pushes added so far end, then stop the workers (they are joined).
+
+        A stream whose blob was never added (a layer the image did not keep) is given up.
+        """
         with self._lock:
             self._closed = True
+            streams, self._streams = self._streams, []
+        for stream in streams:
+            stream.growing.fail("the build did not keep this blob")
         for worker in self._stop_workers():
             worker.join()
 

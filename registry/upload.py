@@ -20,12 +20,14 @@ from typing import BinaryIO, Protocol
 import httpx
 
 from oci.digest import CHUNK, Digest
+from oci.growing_blob import GrowingBlob
 from registry.errors import RegistryError
 from registry.progress import NullProgress, Progress
 from registry.reference import Reference
 from registry.session import Session
 
-__all__ = ["Blob", "UploadCursor", "cancel_upload", "start_upload", "upload_blob", "upload_location"]
+__all__ = ["Blob", "UploadCursor", "cancel_upload", "start_upload", "upload_blob", "upload_growing",
+           "upload_location"]
 
 log = logging.getLogger(__name__)
 
@@ -142,28 +144,32 @@ class UploadCursor:
             self.location, self.offset = None, 0
 
 
+def _patch(session: Session, ref: Reference, cursor: UploadCursor, length: int, content: Iterator[bytes],
+           what: str) -> None:
+    """One PATCH of `length` bytes at the cursor; the cursor moves past them."""
+    assert cursor.location is not None
+    request = session.build(ref, "PATCH", cursor.location, action="push", content=content,
+                            headers={"Content-Type": _OCTET, "Content-Length": str(length),
+                                     "Content-Range": f"{cursor.offset}-{cursor.offset + length - 1}"})
+    response = session.send(ref, request, ok=(202, 204), action="push", what=what)
+    cursor.location = response.headers.get("location") or cursor.location
+    cursor.offset += length
+
+
 def _patch_chunks(session: Session, ref: Reference, blob: Blob, cursor: UploadCursor, chunk_size: int,
                   progress: Progress) -> None:
     key = str(blob.digest)
-    assert cursor.location is not None
     with blob.open_compressed() as stream:
         _skip(stream, cursor.offset)
         while cursor.offset < blob.size:
             length = min(chunk_size, blob.size - cursor.offset)
-            request = session.build(ref, "PATCH", cursor.location, action="push",
-                                    content=_body(stream, length, progress, key),
-                                    headers={"Content-Type": _OCTET, "Content-Length": str(length),
-                                             "Content-Range": f"{cursor.offset}-{cursor.offset + length - 1}"})
-            response = session.send(ref, request, ok=(202, 204), action="push",
-                                    what=f"blob {blob.digest.short} to {ref.context('push')}")
-            cursor.location = response.headers.get("location") or cursor.location
-            cursor.offset += length
+            _patch(session, ref, cursor, length, _body(stream, length, progress, key),
+                   f"blob {blob.digest.short} to {ref.context('push')}")
 
 
-def _finish_chunked(session: Session, ref: Reference, blob: Blob, location: str) -> None:
-    session.call(ref, "PUT", str(_with_digest(session, ref, location, blob.digest)), action="push",
-                 ok=(201, 204), headers={"Content-Length": "0"},
-                 what=f"blob {blob.digest.short} to {ref.context('push')}")
+def _finish_chunked(session: Session, ref: Reference, digest: Digest, location: str) -> None:
+    session.call(ref, "PUT", str(_with_digest(session, ref, location, digest)), action="push",
+                 ok=(201, 204), headers={"Content-Length": "0"}, what=f"blob {digest.short} to {ref.context('push')}")
 
 
 def upload_blob(session: Session, ref: Reference, blob: Blob, cursor: UploadCursor, *,
@@ -184,7 +190,55 @@ def upload_blob(session: Session, ref: Reference, blob: Blob, cursor: UploadCurs
             _put_whole(session, ref, blob, cursor.location, progress)
         else:
             _patch_chunks(session, ref, blob, cursor, session.options.chunk_size, progress)
-            _finish_chunked(session, ref, blob, cursor.location)
+            _finish_chunked(session, ref, blob.digest, cursor.location)
     except BaseException:
         cursor.interrupted = True
         raise
+
+
+def _growing_body(growing: GrowingBlob, offset: int, length: int, progress: Progress, key: str) -> Iterator[bytes]:
+    end = offset + length
+    while offset < end:
+        data = growing.read(offset, min(CHUNK, end - offset))
+        if not data:
+            raise RegistryError(f"a blob being written ended at byte {offset}, before byte {end}")
+        offset += len(data)
+        progress.advance(key, len(data))
+        yield data
+
+
+def upload_growing(session: Session, ref: Reference, growing: GrowingBlob, *,
+                   progress: Progress | None = None) -> Digest | None:
+    """Upload a blob while it is written (oci/growing_blob.py): chunks as the file grows, the digest at the end.
+
+    A blob that ends no larger than one chunk is not sent at all (None): the ordinary push takes it,
+    as any small blob. Else a session opens as soon as the blob outgrows a chunk, every chunk of new
+    bytes is PATCHed as soon as it is written (a registry takes a large blob about as slowly as a
+    build writes it: the earlier it starts, the less is left at the end), and the session is closed
+    with the blob's digest once the writer knows it; the digest is returned. One attempt, no retry: a failure (the registry's, or the writer's)
+    cancels the session and is raised, and the ordinary push of the finished blob starts over.
+    """
+    options = session.options
+    written, complete = growing.wait_for(options.chunk_size)
+    if complete and written <= options.chunk_size:
+        return None
+    progress = progress or NullProgress()
+    key, what = f"growing-{id(growing)}", f"a layer being written to {ref.context('push')}"
+    cursor = UploadCursor(location=start_upload(session, ref))
+    progress.start(key, f"{ref.name} (a layer while it was written)", None)
+    try:
+        while True:
+            written, complete = growing.wait_for(cursor.offset + options.chunk_size - 1)
+            if complete and cursor.offset == written:
+                break
+            length = min(options.chunk_size, written - cursor.offset)
+            _patch(session, ref, cursor, length, _growing_body(growing, cursor.offset, length, progress, key), what)
+        digest = growing.digest
+        assert digest is not None
+        _finish_chunked(session, ref, digest, cursor.location)
+    except BaseException:
+        progress.finish(key, "interrupted (pushed again once written) the upload to")
+        cancel_upload(session, ref, cursor.location)
+        raise
+    progress.finish(key, f"pushed {digest.short} to")
+    return digest

@@ -114,7 +114,8 @@ def try_direct_copy(builder: CopyingStage, instr: ins.COPY | ins.ADD, created_by
     output = options.output
     layer = write_planned_layer(plan.entries, builder.session.store, compression=output.compression,
                                 level=output.compression_level, epoch=options.source_date_epoch,
-                                oci=output.manifest_format == "oci")
+                                oci=output.manifest_format == "oci",
+                                growing=builder.session.growing_layer(builder.stage.index))
     builder.session.log.info("  layer %s (%d entries, %d bytes, straight from the context)", layer.digest.short,
                              len(plan.entries), layer.size)
     builder._commit(layer, created_by)

@@ -18,6 +18,7 @@ from builder.image.state import ImageState
 from builder.image.unpacked_store import UnpackedStore
 from oci.blobstore import BlobStore
 from oci.digest import Digest
+from oci.growing_blob import GrowingBlob
 from oci.layer import Layer
 from oci.models import Platform
 from registry.client import RegistryClient
@@ -78,6 +79,10 @@ class BuildSession:
         """A stage's layers so far: the target stage's start going to the destinations now."""
         if self.early_push is not None:
             self.early_push.offer(stage_index, layers)
+
+    def growing_layer(self, stage_index: int) -> GrowingBlob | None:
+        """Where a layer about to be written can be read while it is written: the target stage's go up at once."""
+        return self.early_push.growing(stage_index) if self.early_push is not None else None
 
     def resolved_images(self) -> dict[tuple[str, Platform], tuple[ImageState, Reference, Digest]]:
         """Every image this build resolved, by (name as written, platform): what its provenance lists."""

@@ -286,7 +286,7 @@ class StageBuilder:
         output = self.session.options.output
         layer = write_layer(changes, source_root, self.session.store, compression=output.compression,
                             level=output.compression_level, epoch=self.session.options.source_date_epoch,
-                            oci=output.manifest_format == "oci")
+                            oci=output.manifest_format == "oci", growing=self.session.growing_layer(self.stage.index))
         self.session.log.info("  layer %s (%d changes, %d bytes)", layer.digest.short, len(changes), layer.size)
         return layer
 

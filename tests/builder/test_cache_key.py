@@ -6,6 +6,9 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from builder.cache import cache_key
 from builder.cache.cache_key import layer_format, sources_digest, start_key, step_key
 from builder.frontend import instructions as ins
 from oci.models import Platform
@@ -62,3 +65,19 @@ def test_sources_digest_sees_content_and_mode_not_mtime(tmp_path: Path) -> None:
     (tmp_path / "dir" / "ignored").write_text("x")
     assert sources_digest(tmp_path, [tmp_path / "dir"], lambda rel: rel.endswith("ignored")) == before_ignored
     assert sources_digest(tmp_path, [tmp_path / "dir"]) != before_ignored
+
+
+def test_sources_digest_is_the_same_however_the_files_are_shared_out(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files are hashed in runs on several threads: neither the runs nor the threads may change the digest."""
+    tree = tmp_path / "dir"
+    tree.mkdir()
+    for n in range(700):  # more than one run of files
+        (tree / f"f{n:03}").write_bytes(bytes([n % 251]) * n)
+    (tree / "link").symlink_to("f001")
+    shared = sources_digest(tmp_path, [tree])
+    monkeypatch.setattr(cache_key, "_HASH_THREADS", 1)
+    monkeypatch.setattr(cache_key, "_RUN_FILES", 1)
+    assert sources_digest(tmp_path, [tree]) == shared
+    (tree / "f698").write_bytes(b"changed")  # a file of the last run
+    assert sources_digest(tmp_path, [tree]) != shared

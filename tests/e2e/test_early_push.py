@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from fixtures.net import wait_until
-from fixtures.readback import run_wharfie, skopeo_inspect
+from fixtures.readback import read_back, run_wharfie, skopeo_inspect
 from fixtures.registry import Registry
 
 
@@ -80,3 +80,27 @@ def test_a_failing_step_after_pushed_layers_leaves_no_tag(registry_open: Registr
     assert result.returncode == 1
     assert "RUN failed (exit 3)" in result.stderr and "Traceback" not in result.stderr
     assert _tags(registry_open, repo) == []
+
+
+def test_large_layers_go_up_while_they_are_written(registry_open: Registry, busybox_ref: str,
+                                                   tmp_path: Path) -> None:
+    """A COPY's and a RUN's layer larger than an upload chunk (16 MiB) are uploaded as they are compressed;
+    the image read back by skopeo and umoci holds exactly the files, and no upload session is left open."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    data = os.urandom(20 << 20)  # random: gzip cannot shrink it below a chunk
+    (context / "big.bin").write_bytes(data)
+    (context / "Dockerfile").write_text(f"FROM {busybox_ref}\nCOPY big.bin /big.bin\n"
+                                        "RUN head -c 18874368 /dev/urandom > /made.bin\n")
+    repo = "early/streamed"
+    ref = f"{registry_open.host}/{repo}:1"
+    result = run_wharfie("build", str(context), "-d", ref, "--insecure-registry", registry_open.host,
+                         "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    streamed = [line for line in result.stderr.splitlines() if "(a layer while it was written)" in line]
+    assert len(streamed) == 2 and all(line.startswith("pushed ") for line in streamed), result.stderr
+    image = read_back(ref, tmp_path / "rb", ["--src-tls-verify=false"])
+    assert (image.rootfs / "big.bin").read_bytes() == data
+    assert (image.rootfs / "made.bin").stat().st_size == 18874368
+    uploads = registry_open.storage_dir / "docker/registry/v2/repositories" / repo / "_uploads"
+    assert not uploads.exists() or os.listdir(uploads) == [], "an upload session was left open"
