@@ -224,7 +224,8 @@ def upload_growing(session: Session, ref: Reference, growing: GrowingBlob, *,
         return None
     progress = progress or NullProgress()
     key, what = f"growing-{id(growing)}", f"a layer being written to {ref.context('push')}"
-    cursor = UploadCursor(location=start_upload(session, ref))
+    location = start_upload(session, ref)
+    cursor = UploadCursor(location=location)
     progress.start(key, f"{ref.name} (a layer while it was written)", None)
     try:
         while True:
@@ -235,10 +236,10 @@ def upload_growing(session: Session, ref: Reference, growing: GrowingBlob, *,
             _patch(session, ref, cursor, length, _growing_body(growing, cursor.offset, length, progress, key), what)
         digest = growing.digest
         assert digest is not None
-        _finish_chunked(session, ref, digest, cursor.location)
+        _finish_chunked(session, ref, digest, cursor.location or location)
     except BaseException:
         progress.finish(key, "interrupted (pushed again once written) the upload to")
-        cancel_upload(session, ref, cursor.location)
+        cancel_upload(session, ref, cursor.location or location)
         raise
     progress.finish(key, f"pushed {digest.short} to")
     return digest

@@ -24,6 +24,7 @@ from typing import Protocol
 from builder.engine.session import BuildSession
 from builder.frontend import instructions as ins
 from builder.frontend.globmatch import match_path
+from builder.frontend.plan import Stage
 from builder.image.state import ImageState
 from builder.steps.copy import CopyOptions, parse_chmod, safe_join, select_sources
 from builder.steps.direct_copy import plan_direct_copy
@@ -79,6 +80,7 @@ class CopyingStage(Protocol):
     """What a direct COPY needs of the stage building it (builder/engine/stage.py's StageBuilder)."""
 
     session: BuildSession
+    stage: Stage
     state: ImageState
     pending: PendingCopies
 
