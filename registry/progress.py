@@ -13,19 +13,11 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.progress import Progress as RichBars
+if TYPE_CHECKING:  # rich (and pygments under it) loads only when a terminal shows bars: ~40 ms of every start
+    from rich.progress import Progress as RichBars
+    from rich.progress import TaskID
 
 __all__ = ["LogProgress", "NullProgress", "Progress", "TerminalProgress", "choose_progress", "human_size",
            "new_live_progress"]
@@ -100,6 +92,17 @@ class LogProgress:
 
 def new_live_progress(stream: TextIO = sys.stderr) -> RichBars:
     """rich's progress display on `stream`: a bar, size, rate and time left per task; a spinner when unsized."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        SpinnerColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+    from rich.progress import Progress as RichBars
+
     console = Console(file=stream)
     return RichBars(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(),
                     TransferSpeedColumn(), TimeRemainingColumn(), console=console, transient=True)

@@ -43,9 +43,11 @@ def _one_line(text: str) -> str:
 def main() -> None:
     from builder.execution.credential_guard import make_undumpable  # a few syscalls, no engine
 
-    # httpcore imports trio, when installed, for async clients wharfie never makes: 0.1 s of every start-up
-    # on a machine that has it. The process is the CLI's own, so the import is refused here (not in the API).
+    # httpcore imports trio, when installed, for async clients wharfie never makes (0.1 s of every start-up
+    # on a machine that has it), and httpx imports its own command line (`httpx._main`: rich and pygments,
+    # ~40 ms) when they are installed. The process is the CLI's own, so both are refused here (not in the API).
     sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
     make_undumpable()  # before any credential is read: see builder/execution/credential_guard.py
     handle_cancel_signals()
