@@ -180,17 +180,27 @@ class BlobPusher:
         finally:
             stream.growing.release()
 
-    def _streamed(self, repo: Reference, digest: Digest) -> bool:
-        """Whether a stream of this blob into `repo` delivered it (waiting for the stream to end)."""
+    def _await_streams(self, repo: Reference, digest: Digest) -> bool:
+        """Wait for the streams of this blob into `repo`'s registry; True if one delivered it into `repo`.
+
+        One that delivered it into another repository of the registry makes that repository a holder
+        to mount from (the cache's push of a layer is often added before the destination's).
+        """
         with self._lock:
-            streams = [s for s in self._streams if s.repo == repo and s.growing.digest == digest]
-            self._streams = [s for s in self._streams if s not in streams]
+            streams = [s for s in self._streams if s.repo.registry == repo.registry and s.growing.digest == digest]
         delivered = False
         for stream in streams:
             try:
-                delivered = stream.outcome.result() == digest or delivered
+                if stream.outcome.result() != digest:
+                    continue  # not sent: too small to stream
             except BaseException as exc:  # noqa: BLE001 - reported by the ordinary push if it fails too
-                log.debug("streaming %s to %s failed, pushing it again: %s", digest.short, repo.name, exc)
+                log.debug("streaming %s to %s failed, pushing it again: %s", digest.short, stream.repo.name, exc)
+                continue
+            with self._lock:
+                holders = self._present.setdefault(digest, [])
+                if stream.repo not in holders:
+                    holders.append(stream.repo)
+            delivered = delivered or stream.repo == repo
         return delivered
 
     def _work(self) -> None:
@@ -219,12 +229,11 @@ class BlobPusher:
         with self._lock:
             moving = self._moving.setdefault((repo.registry, blob.digest), threading.Lock())
         with moving:
+            if self._await_streams(repo, blob.digest):
+                return "pushed while written"
             with self._lock:
                 holders = [r for r in self._present.get(blob.digest, []) if r != repo]
-            if self._streamed(repo, blob.digest):
-                how = "pushed while written"
-            else:
-                how = push_blob(self.session, repo, blob, [*holders, *self.mount_sources], self.progress)
+            how = push_blob(self.session, repo, blob, [*holders, *self.mount_sources], self.progress)
             with self._lock:
                 self._present.setdefault(blob.digest, []).append(repo)
             return how

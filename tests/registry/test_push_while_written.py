@@ -85,6 +85,24 @@ def test_a_large_blob_goes_up_while_it_is_written_and_only_once(registry_open, f
     assert proxy.count("POST", kind="blob_upload") == 1
 
 
+def test_a_repository_added_before_the_streamed_one_mounts_from_it(registry_open, fault_proxy, store,
+                                                                    quiet_streams):
+    """The layer cache adds a step's layer (for its cache repository) before the build offers it to the
+    destination the stream goes to: the cache's push waits for the stream and mounts, nothing goes up twice."""
+    data = os.urandom(1 << 20)
+    proxy = fault_proxy(registry_open)
+    cache, dest = (parse_reference(f"{proxy.host}/stream/{name}") for name in ("cache", "app"))
+    options = options_for(registry_open, via=proxy, chunk_size=CHUNK)
+    with RegistryClient(options) as client, BlobPusher(client.session) as pusher:
+        growing = GrowingBlob()
+        pusher.stream(growing, [dest])
+        layer = _write(store, data, growing)
+        [for_cache] = pusher.add(layer, [cache])
+        [for_dest] = pusher.add(layer, [dest])
+        assert (for_cache.result(), for_dest.result()) == ("mounted", "pushed while written")
+    assert proxy.uploaded_bytes() == len(data)
+
+
 def test_a_blob_of_one_chunk_is_left_to_the_ordinary_push(registry_open, fault_proxy, store,
                                                                             quiet_streams):
     proxy = fault_proxy(registry_open)
