@@ -55,7 +55,7 @@ from collections.abc import Iterable
 from oci.errors import WharfieError
 
 __all__ = ["SLIRP_NETWORK", "FenceError", "fence_host_addresses", "fence_missing", "host_local_prefixes",
-           "prefixes_to_fence"]
+           "is_fenced", "prefixes_to_fence"]
 
 SLIRP_NETWORK = ipaddress.IPv4Network("10.0.2.0/24")  # slirp4netns' default network: gateway .2, DNS .3, step .100
 _SEARCH = os.pathsep.join(filter(None, [os.environ.get("PATH"), "/usr/sbin:/sbin:/usr/bin:/bin"]))
@@ -122,6 +122,12 @@ def host_local_prefixes() -> tuple[str, ...]:
         return prefixes_to_fence(destinations)
     except ValueError as exc:
         raise FenceError(f"cannot read the host's local routes from ip: {exc}") from None
+
+
+def is_fenced(address: str) -> bool:
+    """Whether a step on the default network finds `address` (an IP literal) fenced off."""
+    parsed = ipaddress.ip_address(address.partition("%")[0])
+    return any(parsed in ipaddress.ip_network(prefix) for prefix in host_local_prefixes())
 
 
 def fence_host_addresses(pid: int) -> tuple[str, ...]:

@@ -45,7 +45,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Literal, Self
 
-from builder.execution.host_fence import FenceError, fence_host_addresses, fence_missing, host_local_prefixes
+from builder.execution.host_fence import FenceError, fence_host_addresses, fence_missing, host_local_prefixes, is_fenced
 from builder.execution.isolation import container_evidence
 from oci.errors import WharfieError
 
@@ -124,7 +124,9 @@ def step_resolv_conf(mode: str, host_text: str) -> str:
     kept = [line for line in host_text.splitlines() if line.split()[:1] in (["search"], ["domain"], ["options"])]
     servers = [SLIRP_DNS]
     if _all_loopback(host_text) and _RESOLVED_UPSTREAM.exists():
-        upstream = [s for s in _nameservers(_RESOLVED_UPSTREAM.read_text()) if not ipaddress.ip_address(s).is_loopback]
+        # A server on one of the host's own addresses is fenced off the step (host_fence.py): the forwarder serves.
+        upstream = [s for s in _nameservers(_RESOLVED_UPSTREAM.read_text())
+                    if not ipaddress.ip_address(s).is_loopback and not is_fenced(s)]
         servers = upstream or servers
     return "".join(f"nameserver {server}\n" for server in servers) + "".join(f"{line}\n" for line in kept)
 

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from pathlib import Path
 
+import pytest
+
+from builder.execution import network
 from builder.execution.host_fence import SLIRP_NETWORK, host_local_prefixes, prefixes_to_fence
 
 
@@ -31,8 +35,8 @@ def test_the_hosts_table_holds_every_address_a_socket_can_bind() -> None:
     """The same kernel fact oci/own_addresses.py asks by bind(): each fenced /32 or /128 is bindable here."""
     prefixes = host_local_prefixes()
     singles = [ipaddress.ip_network(p) for p in prefixes if ipaddress.ip_network(p).num_addresses == 1]
-    for network in singles:
-        address = network.network_address
+    for single in singles:
+        address = single.network_address
         if address.is_link_local:
             continue  # binding a link-local IPv6 address needs its scope id
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
@@ -46,3 +50,17 @@ def test_the_hosts_table_holds_every_address_a_socket_can_bind() -> None:
         source = primary.getsockname()[0]
     if not ipaddress.ip_address(source).is_loopback:
         assert f"{source}/32" in prefixes, "the address this host connects out from is fenced"
+
+
+def test_a_resolver_on_the_hosts_own_address_is_not_handed_to_the_step(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """systemd-resolved's upstream on the host's own address (a local dnsmasq) is fenced: slirp's forwarder serves."""
+    own = [p.split("/")[0] for p in host_local_prefixes() if p.endswith("/32")]
+    if not own:
+        pytest.skip("this host has no non-loopback IPv4 address")
+    upstream = tmp_path / "resolv.conf"
+    monkeypatch.setattr(network, "_RESOLVED_UPSTREAM", upstream)
+    upstream.write_text(f"nameserver {own[0]}\n")
+    assert network.step_resolv_conf("default", "nameserver 127.0.0.53\n") == f"nameserver {network.SLIRP_DNS}\n"
+    upstream.write_text(f"nameserver {own[0]}\nnameserver 198.51.100.53\n")
+    assert network.step_resolv_conf("default", "nameserver 127.0.0.53\n") == "nameserver 198.51.100.53\n"
