@@ -9,7 +9,9 @@ Modes, with docker's names:
   not lead to the host's 127.0.0.1, so services the host keeps to itself (a
   local registry, wharfie's own helpers) are out of reach; a raw socket sees
   only the step's own traffic, and a port the step binds is bound in its own
-  namespace, not on the host.
+  namespace, not on the host. The host's other addresses (a service bound to
+  0.0.0.0 answers on its eth0 address too) get `unreachable` routes in the
+  step's namespace before the step starts (builder/execution/host_fence.py).
 - `host`: the host's network, as kaniko gave every step. Only when the person
   running the build asks for it (`--network=host`, or `--allow network.host`
   to let the Dockerfile's `RUN --network=host` through, BuildKit's
@@ -25,7 +27,8 @@ The handshake, without sleeps: sandbox_enter (the first process in the new
 namespaces, builder/execution/sandbox_enter.py) writes one byte on a pipe as soon as it
 runs, which proves `unshare` has made the namespace, then waits on a second
 pipe. The host starts slirp4netns on unshare's pid with `--ready-fd`, reads
-its byte (the tap device is configured), and writes the go byte. slirp4netns
+its byte (the tap device is configured), fences the host's addresses off the
+namespace, and writes the go byte. slirp4netns
 exits when its `--exit-fd` closes: when the step ends, or when wharfie dies.
 """
 
@@ -42,6 +45,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Literal, Self
 
+from builder.execution.host_fence import FenceError, fence_host_addresses, fence_missing, host_local_prefixes, is_fenced
 from builder.execution.isolation import container_evidence
 from oci.errors import WharfieError
 
@@ -99,7 +103,7 @@ def default_network_missing() -> str | None:
         return "slirp4netns, which is not installed (apt-get install slirp4netns)"
     if not os.access(_TUN, os.R_OK | os.W_OK):
         return f"slirp4netns, which needs {_TUN} ({_why_no_tun()}); make it usable (udev gives it mode 0666)"
-    return None
+    return fence_missing()
 
 
 @functools.cache
@@ -120,7 +124,9 @@ def step_resolv_conf(mode: str, host_text: str) -> str:
     kept = [line for line in host_text.splitlines() if line.split()[:1] in (["search"], ["domain"], ["options"])]
     servers = [SLIRP_DNS]
     if _all_loopback(host_text) and _RESOLVED_UPSTREAM.exists():
-        upstream = [s for s in _nameservers(_RESOLVED_UPSTREAM.read_text()) if not ipaddress.ip_address(s).is_loopback]
+        # A server on one of the host's own addresses is fenced off the step (host_fence.py): the forwarder serves.
+        upstream = [s for s in _nameservers(_RESOLVED_UPSTREAM.read_text())
+                    if not ipaddress.ip_address(s).is_loopback and not is_fenced(s)]
         servers = upstream or servers
     return "".join(f"nameserver {server}\n" for server in servers) + "".join(f"{line}\n" for line in kept)
 
@@ -190,6 +196,10 @@ class StepNetwork:
             if missing is not None:
                 raise NetworkError(f"RUN steps get a network of their own through {missing}, "
                                    "or pass --network=host or --network=none")
+            try:
+                host_local_prefixes()  # read in the host's namespace, once per build (host_fence.py)
+            except FenceError as exc:
+                raise NetworkError(f"cannot read the host's own addresses to fence them off the step: {exc}") from None
             # An absolute path, fixed before anything of the build runs: never a program the build could place.
             self._slirp_binary = shutil.which("slirp4netns")
             self._fds["host_ready"], self._fds["child_ready"] = os.pipe()
@@ -226,6 +236,13 @@ class StepNetwork:
         if not up:
             self._close("host_go")  # the step reads EOF and stops
             raise NetworkError(f"cannot set up the step's network: slirp4netns: {self._slirp_failure()}")
+        try:
+            fenced = fence_host_addresses(pid)
+        except FenceError as exc:
+            self._close("host_go")
+            raise NetworkError(f"cannot fence the host's own addresses off the step's network: {exc}") from None
+        log.debug("sandbox: network: %d of the host's own addresses fenced off by unreachable routes%s",
+                  len(fenced), f": {', '.join(fenced)}" if fenced else "")
         os.write(self._fds["host_go"], b"1")
         self._close("host_go")
 

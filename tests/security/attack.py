@@ -20,9 +20,21 @@ from typing import Literal
 
 from fixtures.readback import run_wharfie
 
-__all__ = ["REPO_ROOT", "Attacker", "Exe", "Link"]
+__all__ = ["REPO_ROOT", "USABLE_TUN", "Attacker", "Exe", "Link", "tun_usable_by_others"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# /dev/net/tun as udev makes it (0666), in the build's private mount namespace only: some machines
+# (containers, systems without udev) leave it 0600, which no rootless user-mode network can use.
+USABLE_TUN = ("mount -t tmpfs -o mode=0755 tmpfs /mnt && mknod -m 0666 /mnt/tun c 10 200 && "
+              "mount --bind /mnt/tun /dev/net/tun\n")
+
+
+def tun_usable_by_others() -> bool:
+    try:
+        return os.stat("/dev/net/tun").st_mode & 0o006 == 0o006
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -77,8 +89,11 @@ class Attacker:
         return self.directory("ctx", {"Dockerfile": dockerfile, **(files or {})})
 
     def build(self, context: Path, *extra: str, cache: Path | None = None, push_to: str | None = None,
-              env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """Build `context`; with `push_to` the image is pushed there (to be read back), else nothing is pushed."""
+              env: Mapping[str, str] | None = None, own_network: bool = False) -> subprocess.CompletedProcess[str]:
+        """Build `context`; with `push_to` the image is pushed there (to be read back), else nothing is pushed.
+
+        `own_network`: the rootless user gets a usable /dev/net/tun (see USABLE_TUN), so steps get a
+        network of their own rather than falling back to a container's."""
         cache = cache or self.home / "cache"
         output = ["--destination", push_to] if push_to else ["--no-push"]
         args = ["build", str(context), *output, "--isolation", "sandbox", "--insecure-registry",
@@ -86,4 +101,6 @@ class Attacker:
         if self.mode == "root":
             return run_wharfie(*args, env=dict(env or {}))
         # The tree under test, not whatever wharfie is installed: the user's python gets it on its path.
-        return self.user.run(args, env={"PYTHONPATH": str(REPO_ROOT), **(env or {})})  # type: ignore[attr-defined]
+        prelude = USABLE_TUN if own_network and not tun_usable_by_others() else ""
+        return self.user.run(args, env={"PYTHONPATH": str(REPO_ROOT), **(env or {})},  # type: ignore[attr-defined]
+                             prelude=prelude)

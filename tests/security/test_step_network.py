@@ -23,6 +23,7 @@ from fixtures.readback import run_wharfie
 from fixtures.registry import Registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "isolation"))  # the throwaway-user helper lives there
+from attack import USABLE_TUN, tun_usable_by_others
 from rootless_user import throwaway_user, userns_forbidden_reason
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="builds as root, and makes a user for the rootless case")
@@ -87,19 +88,6 @@ def test_the_dockerfile_cannot_choose_the_host_network(registry_open: Registry, 
     assert "loopback: REACHED" in allowed.stderr.splitlines()
 
 
-# /dev/net/tun as udev makes it (0666), in the build's private mount namespace only: some machines
-# (containers, systems without udev) leave it 0600, which no rootless user-mode network can use.
-_USABLE_TUN = ("mount -t tmpfs -o mode=0755 tmpfs /mnt && mknod -m 0666 /mnt/tun c 10 200 && "
-               "mount --bind /mnt/tun /dev/net/tun\n")
-
-
-def _tun_usable_by_others() -> bool:
-    try:
-        return os.stat("/dev/net/tun").st_mode & 0o006 == 0o006
-    except OSError:
-        return False
-
-
 def _rootless_builds(registry: Registry, busybox_ref: str, prelude: str):
     reason = userns_forbidden_reason()
     if reason is not None:
@@ -120,7 +108,7 @@ def _rootless_builds(registry: Registry, busybox_ref: str, prelude: str):
 
 
 def test_rootless_steps_cannot_reach_the_hosts_loopback(registry_open: Registry, busybox_ref: str) -> None:
-    result = _rootless_builds(registry_open, busybox_ref, "" if _tun_usable_by_others() else _USABLE_TUN)
+    result = _rootless_builds(registry_open, busybox_ref, "" if tun_usable_by_others() else USABLE_TUN)
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert _refused(lines), result.stderr
@@ -129,7 +117,7 @@ def test_rootless_steps_cannot_reach_the_hosts_loopback(registry_open: Registry,
 
 def test_rootless_without_a_usable_tun(registry_open: Registry, busybox_ref: str) -> None:
     """No usable /dev/net/tun: a one-line error, or in a container (a GitLab job) the container's network, said."""
-    if _tun_usable_by_others():
+    if tun_usable_by_others():
         pytest.skip("/dev/net/tun is usable by every user here: nothing to refuse")
     result = _rootless_builds(registry_open, busybox_ref, "")
     container = container_evidence()
