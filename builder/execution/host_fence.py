@@ -22,6 +22,11 @@ slirp's own 10.0.2.0/24 (a host on such a network, VirtualBox's NAT gives
 10.0.2.15, must not lose the step's gateway, DNS forwarder or own address;
 slirp never forwards an address of its own network to the host anyway).
 Read once per build, in the host's namespace, before any sandbox exists.
+IPv4's link-local range (169.254.0.0/16) is fenced too, whatever the table
+says: a cloud machine's metadata service (169.254.169.254) hands whoever
+asks the machine's own credentials, a runner's included (ADD's downloads
+refuse it for the same reason, builder/steps/fetch_guard.py). docker's
+bridge lets a step reach it; a build that must, asks for `--network=host`.
 
 Why the routes hold: the step runs without CAP_NET_ADMIN (docker's default
 set, builder/execution/capabilities.py) and docker's seccomp profile denies
@@ -54,10 +59,11 @@ from collections.abc import Iterable
 
 from oci.errors import WharfieError
 
-__all__ = ["SLIRP_NETWORK", "FenceError", "fence_host_addresses", "fence_missing", "host_local_prefixes",
+__all__ = ["LINK_LOCAL", "SLIRP_NETWORK", "FenceError", "fence_host_addresses", "fence_missing", "host_local_prefixes",
            "is_fenced", "prefixes_to_fence"]
 
 SLIRP_NETWORK = ipaddress.IPv4Network("10.0.2.0/24")  # slirp4netns' default network: gateway .2, DNS .3, step .100
+LINK_LOCAL = "169.254.0.0/16"  # cloud metadata services: the machine's credentials
 _SEARCH = os.pathsep.join(filter(None, [os.environ.get("PATH"), "/usr/sbin:/sbin:/usr/bin:/bin"]))
 # Fixed at start-up, before anything of a build exists: never looked up again.
 _IP = shutil.which("ip", path=_SEARCH)
@@ -103,7 +109,8 @@ def prefixes_to_fence(destinations: Iterable[str]) -> tuple[str, ...]:
 
 @functools.cache
 def host_local_prefixes() -> tuple[str, ...]:
-    """The prefixes this host delivers to itself (its `local` routes), loopback and slirp's network left out.
+    """The prefixes this host delivers to itself (its `local` routes), loopback and slirp's network left out,
+    and IPv4's link-local range (cloud metadata).
 
     Read once per process, that is once per build, in the namespace wharfie runs in: the host's.
     """
@@ -119,7 +126,7 @@ def host_local_prefixes() -> tuple[str, ...]:
         except (ValueError, KeyError, TypeError) as exc:
             raise FenceError(f"cannot read the host's local routes from ip: {exc}") from None
     try:
-        return prefixes_to_fence(destinations)
+        return prefixes_to_fence([*destinations, LINK_LOCAL])
     except ValueError as exc:
         raise FenceError(f"cannot read the host's local routes from ip: {exc}") from None
 

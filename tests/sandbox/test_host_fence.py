@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from builder.execution import network
-from builder.execution.host_fence import SLIRP_NETWORK, host_local_prefixes, prefixes_to_fence
+from builder.execution.host_fence import SLIRP_NETWORK, host_local_prefixes, is_fenced, prefixes_to_fence
 
 
 def test_interface_addresses_and_anyip_ranges_are_fenced_loopback_is_not() -> None:
@@ -29,6 +29,12 @@ def test_addresses_inside_slirps_own_network_keep_the_steps_gateway_and_dns() ->
     # A wider AnyIP range is fenced: slirp's connected /24 is more specific and still wins inside the step.
     assert prefixes_to_fence(["10.0.0.0/8"]) == ("10.0.0.0/8",)
     assert str(SLIRP_NETWORK) == "10.0.2.0/24"
+
+
+def test_cloud_metadata_is_fenced_on_every_host() -> None:
+    """169.254.169.254 hands out the machine's credentials: fenced whether or not the host has a link-local address."""
+    assert is_fenced("169.254.169.254") and is_fenced("169.254.0.1")
+    assert not is_fenced("198.51.100.7")
 
 
 def test_the_hosts_table_holds_every_address_a_socket_can_bind() -> None:
