@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(docker-registry skopeo umoci busybox-static apache2-utils uidmap buildah pigz util-linux tar gcc libc6-dev slirp4netns
+packages=(docker-registry skopeo umoci busybox-static apache2-utils uidmap buildah pigz util-linux iproute2 tar gcc libc6-dev slirp4netns
           libseccomp2 podman runc debootstrap)  # podman, runc: tests/image run wharfie's image as a CI job; debootstrap: its base
 missing=()
 for pkg in "${packages[@]}"; do
