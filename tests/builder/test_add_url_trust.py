@@ -19,6 +19,7 @@ from builder.steps.add_sources import download
 from builder.steps.fetch_guard import FetchGuard
 from fixtures.readback import run_wharfie, tree_of
 from fixtures.registry import Registry
+from fixtures.tls import ssl_cert_dirs
 from oci.errors import WharfieError
 
 CONTENT = b"fetched over TLS from a server only $SSL_CERT_DIR vouches for\n"
@@ -40,12 +41,7 @@ def blob_url(registry_tls: Registry) -> str:
 def _cert_dirs(tmp_path: Path, registry_tls: Registry) -> tuple[str, str]:
     """(a directory holding the test CA under a name OpenSSL would never look up, one holding no CA)."""
     assert registry_tls.ca_file is not None
-    with_ca = tmp_path / "certs"
-    with_ca.mkdir()
-    (with_ca / "additional-ca-cert-bundle.crt").write_text("# our CA\n" + registry_tls.ca_file.read_text())
-    without = tmp_path / "no-certs"
-    without.mkdir()
-    (without / "README").write_text("not a certificate\n")
+    with_ca, without = ssl_cert_dirs(tmp_path, registry_tls.ca_file)
     return str(with_ca), str(without)
 
 

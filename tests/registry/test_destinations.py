@@ -8,12 +8,10 @@ real rule (oci/own_addresses.py). 192.0.2.0/24 (TEST-NET-1) stands for
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import pytest
 
 import registry.destinations
+from fixtures.net import host_interface_address
 from registry.destinations import RegistryDestinations
 from registry.errors import RefusedDestinationError
 
@@ -36,12 +34,10 @@ def dns(monkeypatch: pytest.MonkeyPatch) -> _Dns:
 
 
 def _interface_address() -> str:
-    shown = subprocess.run(["ip", "-j", "-4", "addr"], capture_output=True, text=True, check=False)
-    for link in json.loads(shown.stdout or "[]"):
-        for info in link.get("addr_info", []):
-            if not info["local"].startswith("127."):
-                return str(info["local"])
-    pytest.skip("this host has no non-loopback IPv4 address")
+    address = host_interface_address()
+    if address is None:
+        pytest.skip("this host has no non-loopback IPv4 address")
+    return address
 
 
 @pytest.mark.parametrize("destination", ["127.0.0.1", "::1", "169.254.169.254", "0.0.0.0", "::ffff:127.0.0.1"])

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from registry_helpers import options_for
 
+from fixtures.proxy import FaultProxy
+from fixtures.registry import Registry
 from oci.blobstore import BlobStore
 from oci.growing_blob import BlobWriteFailed, GrowingBlob
 from oci.layer import StoredLayer
 from oci.mediatypes import OCI_LAYER_GZIP
 from oci.models import Descriptor
 from registry.client import RegistryClient
+from registry.options import RegistryOptions
 from registry.pusher import BlobPusher
-from registry.reference import parse_reference
+from registry.reference import Reference, parse_reference
 from registry.upload import upload_growing
 
 CHUNK = 128 << 10  # small, so a 1 MiB blob goes up in several chunks
@@ -58,108 +62,106 @@ def _stream_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "push-stream"]
 
 
+@dataclass
+class _Bed:
+    """The real registry behind the fault proxy, and options that reach it with small upload chunks."""
+
+    registry: Registry
+    proxy: FaultProxy
+    options: RegistryOptions
+
+    def repo(self, name: str) -> Reference:
+        return parse_reference(f"{self.proxy.host}/stream/{name}")
+
+
 @pytest.fixture
-def quiet_streams() -> Iterator[None]:
-    """Every stream thread a test starts has ended when it is over (none left reading a blob)."""
-    yield
+def bed(registry_open: Registry, fault_proxy: Callable[[Registry], FaultProxy]) -> Iterator[_Bed]:
+    """...and every stream thread a test starts has ended when it is over (none left reading a blob)."""
+    proxy = fault_proxy(registry_open)
+    yield _Bed(registry_open, proxy, options_for(registry_open, via=proxy, chunk_size=CHUNK))
     for thread in _stream_threads():
         thread.join(60)
         assert not thread.is_alive(), "a stream thread outlived its test"
 
 
-def test_a_large_blob_goes_up_while_it_is_written_and_only_once(registry_open, fault_proxy, store, quiet_streams):
+def test_a_large_blob_goes_up_while_it_is_written_and_only_once(bed, store):
     data = os.urandom(1 << 20)
-    proxy = fault_proxy(registry_open)
-    dest = parse_reference(f"{proxy.host}/stream/app")
-    options = options_for(registry_open, via=proxy, chunk_size=CHUNK)
+    dest = bed.repo("app")
     growing = _Watched()
-    with RegistryClient(options) as client, BlobPusher(client.session) as pusher:
+    with RegistryClient(bed.options) as client, BlobPusher(client.session) as pusher:
         pusher.stream(growing, [dest])
         # The writer stops half-way until the uploader has read: the upload started before the blob was whole.
         layer = _write(store, data, growing, pause_after=512 << 10, resume=growing.first_read)
         [how] = pusher.add(layer, [dest])
         assert how.result() == "pushed while written"
-    assert registry_open.blob_exists(str(layer.digest))
-    assert proxy.uploaded_bytes() == len(data), "the layer's bytes went up exactly once"
-    assert proxy.count("PATCH") == len(data) // CHUNK
-    assert proxy.count("POST", kind="blob_upload") == 1
+    assert bed.registry.blob_exists(str(layer.digest))
+    assert bed.proxy.uploaded_bytes() == len(data), "the layer's bytes went up exactly once"
+    assert bed.proxy.count("PATCH") == len(data) // CHUNK
+    assert bed.proxy.count("POST", kind="blob_upload") == 1
 
 
-def test_a_repository_added_before_the_streamed_one_mounts_from_it(registry_open, fault_proxy, store,
-                                                                    quiet_streams):
+def test_a_repository_added_before_the_streamed_one_mounts_from_it(bed, store):
     """The layer cache adds a step's layer (for its cache repository) before the build offers it to the
     destination the stream goes to: the cache's push waits for the stream and mounts, nothing goes up twice."""
     data = os.urandom(1 << 20)
-    proxy = fault_proxy(registry_open)
-    cache, dest = (parse_reference(f"{proxy.host}/stream/{name}") for name in ("cache", "app"))
-    options = options_for(registry_open, via=proxy, chunk_size=CHUNK)
-    with RegistryClient(options) as client, BlobPusher(client.session) as pusher:
+    cache, dest = bed.repo("cache"), bed.repo("app")
+    with RegistryClient(bed.options) as client, BlobPusher(client.session) as pusher:
         growing = GrowingBlob()
         pusher.stream(growing, [dest])
         layer = _write(store, data, growing)
         [for_cache] = pusher.add(layer, [cache])
         [for_dest] = pusher.add(layer, [dest])
         assert (for_cache.result(), for_dest.result()) == ("mounted", "pushed while written")
-    assert proxy.uploaded_bytes() == len(data)
+    assert bed.proxy.uploaded_bytes() == len(data)
 
 
-def test_a_blob_of_one_chunk_is_left_to_the_ordinary_push(registry_open, fault_proxy, store,
-                                                                            quiet_streams):
-    proxy = fault_proxy(registry_open)
-    dest = parse_reference(f"{proxy.host}/stream/small")
-    options = options_for(registry_open, via=proxy, chunk_size=CHUNK)
+def test_a_blob_of_one_chunk_is_left_to_the_ordinary_push(bed, store):
+    dest = bed.repo("small")
     growing = GrowingBlob()
-    with RegistryClient(options) as client:
+    with RegistryClient(bed.options) as client:
         uploader = threading.Thread(target=lambda: outcome.append(upload_growing(client.session, dest, growing)))
         outcome: list[object] = []
         uploader.start()
         _write(store, os.urandom(CHUNK), growing)
         uploader.join(60)
     assert outcome == [None]
-    assert proxy.count() == 0, "nothing was sent for a small blob"
+    assert bed.proxy.count() == 0, "nothing was sent for a small blob"
 
 
-def test_a_stream_the_registry_refuses_is_cancelled_and_the_ordinary_push_delivers(registry_open, fault_proxy,
-                                                                                     store, quiet_streams):
+def test_a_stream_the_registry_refuses_is_cancelled_and_the_ordinary_push_delivers(bed, store):
     data = os.urandom(1 << 20)
-    proxy = fault_proxy(registry_open)
-    proxy.fail("PATCH", r"/v2/stream/refused/blobs/uploads/", 500, times=1)
-    dest = parse_reference(f"{proxy.host}/stream/refused")
-    options = options_for(registry_open, via=proxy, chunk_size=CHUNK)
-    with RegistryClient(options) as client, BlobPusher(client.session) as pusher:
+    bed.proxy.fail("PATCH", r"/v2/stream/refused/blobs/uploads/", 500, times=1)
+    dest = bed.repo("refused")
+    with RegistryClient(bed.options) as client, BlobPusher(client.session) as pusher:
         growing = GrowingBlob()
         pusher.stream(growing, [dest])
         layer = _write(store, data, growing)
         [how] = pusher.add(layer, [dest])
         assert how.result() == "pushed"
-    assert registry_open.blob_exists(str(layer.digest))
-    assert proxy.count("DELETE", kind="blob_upload") == 1, "the refused session was cancelled"
+    assert bed.registry.blob_exists(str(layer.digest))
+    assert bed.proxy.count("DELETE", kind="blob_upload") == 1, "the refused session was cancelled"
 
 
-def test_a_failed_write_cancels_the_stream_and_nothing_arrives(registry_open, fault_proxy, store, quiet_streams):
+def test_a_failed_write_cancels_the_stream_and_nothing_arrives(bed, store):
     data = os.urandom(1 << 20)
-    proxy = fault_proxy(registry_open)
-    dest = parse_reference(f"{proxy.host}/stream/failed")
-    options = options_for(registry_open, via=proxy, chunk_size=CHUNK)
+    dest = bed.repo("failed")
     growing = _Watched()
-    with RegistryClient(options) as client, BlobPusher(client.session) as pusher:
+    with RegistryClient(bed.options) as client, BlobPusher(client.session) as pusher:
         pusher.stream(growing, [dest])
         with pytest.raises(OSError, match="No space left"):
             _write(store, data, growing, pause_after=512 << 10, resume=growing.first_read, fail_after=768 << 10)
     for thread in _stream_threads():
         thread.join(60)
-    assert proxy.count("DELETE", kind="blob_upload") == 1, "the session of the failed blob was cancelled"
-    assert proxy.count("PUT") == 0, "no blob was closed"
+    assert bed.proxy.count("DELETE", kind="blob_upload") == 1, "the session of the failed blob was cancelled"
+    assert bed.proxy.count("PUT") == 0, "no blob was closed"
     assert list((store.root / "tmp").iterdir()) == [], "the failed blob left no file behind"
 
 
-def test_abandon_stops_a_stream_and_cancels_its_session(registry_open, fault_proxy, store, quiet_streams):
+def test_abandon_stops_a_stream_and_cancels_its_session(bed, store):
     data = os.urandom(1 << 20)
-    proxy = fault_proxy(registry_open)
-    dest = parse_reference(f"{proxy.host}/stream/abandoned")
-    options = options_for(registry_open, via=proxy, chunk_size=CHUNK)
+    dest = bed.repo("abandoned")
     growing = _Watched()
-    with RegistryClient(options) as client:
+    with RegistryClient(bed.options) as client:
         pusher = BlobPusher(client.session)
         pusher.stream(growing, [dest])
         resume = threading.Event()
@@ -171,10 +173,10 @@ def test_abandon_stops_a_stream_and_cancels_its_session(registry_open, fault_pro
         writer.join(60)
         for thread in _stream_threads():
             thread.join(60)
-    assert proxy.count("DELETE", kind="blob_upload") == 1
-    assert proxy.count("PUT") == 0
+    assert bed.proxy.count("DELETE", kind="blob_upload") == 1
+    assert bed.proxy.count("PUT") == 0
     digest = growing.digest
-    assert digest is None or not registry_open.blob_exists(str(digest))
+    assert digest is None or not bed.registry.blob_exists(str(digest))
 
 
 def test_a_growing_blob_reads_what_is_written_and_reports_the_end(tmp_path: Path) -> None:

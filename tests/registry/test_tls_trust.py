@@ -11,6 +11,7 @@ from registry_helpers import build_image, options_for
 
 from fixtures.gitlab_api import GitLabAPIServer
 from fixtures.readback import run_wharfie
+from fixtures.tls import ssl_cert_dirs
 from registry.client import RegistryClient
 from registry.errors import RegistryUnreachableError
 from registry.reference import parse_reference
@@ -47,12 +48,7 @@ def test_a_ca_in_ssl_cert_dir_is_trusted_under_any_name(registry_tls, store, tmp
 def test_gitlab_api_trusts_a_ca_given_only_in_ssl_cert_dir(registry_open, tls_files, store, tmp_path):
     """`wharfie repositories ls` in a job whose GitLab serves HTTPS with a private CA put in $SSL_CERT_DIR."""
     push_tags(registry_open, store, "gltls/proj/app", ["a", "b"])
-    kaniko_certs = tmp_path / "kaniko-ssl-certs"
-    kaniko_certs.mkdir()
-    (kaniko_certs / "additional-ca-cert-bundle.crt").write_text("# our CA\n" + tls_files.ca_cert.read_text())
-    noise = tmp_path / "noise"
-    noise.mkdir()
-    (noise / "README").write_text("not a certificate\n")
+    kaniko_certs, noise = ssl_cert_dirs(tmp_path, tls_files.ca_cert)
     with GitLabAPIServer(registry_open, {"gltls/proj": 61}, tls=tls_files) as api:
         api.add_job_token("job-tls-6161", "gltls/proj")
         assert api.url.startswith("https://")

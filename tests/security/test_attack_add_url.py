@@ -15,7 +15,6 @@ Redirects are checked hop by hop, where each connection is made.
 from __future__ import annotations
 
 import http.server
-import json
 import socket
 import subprocess
 import threading
@@ -27,6 +26,7 @@ from attack import Attacker
 
 from builder.steps.add_sources import download
 from builder.steps.fetch_guard import FetchGuard
+from fixtures.net import host_interface_address
 from fixtures.readback import read_back, tree_of
 from oci.errors import WharfieError
 
@@ -93,13 +93,10 @@ def service6() -> Iterator[_Recorder]:
 
 
 def _host_address() -> str:
-    """An IPv4 address of one of this host's own non-loopback interfaces."""
-    shown = subprocess.run(["ip", "-j", "-4", "addr"], capture_output=True, text=True, check=False)
-    for link in json.loads(shown.stdout or "[]"):
-        for info in link.get("addr_info", []):
-            if not info["local"].startswith("127."):
-                return str(info["local"])
-    pytest.skip("this host has no non-loopback IPv4 address")
+    address = host_interface_address()
+    if address is None:
+        pytest.skip("this host has no non-loopback IPv4 address")
+    return address
 
 
 def _build(attacker: Attacker, url: str, *extra: str, dest: str | None = None) -> subprocess.CompletedProcess[str]:

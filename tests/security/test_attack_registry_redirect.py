@@ -25,7 +25,6 @@ loopback. The control: the same registry on the loopback is followed there.
 from __future__ import annotations
 
 import http.server
-import json
 import socket
 import subprocess
 import threading
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.net import host_interface_address
 from fixtures.readback import run_wharfie
 
 
@@ -90,12 +90,10 @@ def loopback_service() -> Iterator[_Server]:
 
 
 def _host_address() -> str:
-    shown = subprocess.run(["ip", "-j", "-4", "addr"], capture_output=True, text=True, check=False)
-    for link in json.loads(shown.stdout or "[]"):
-        for info in link.get("addr_info", []):
-            if not info["local"].startswith("127."):
-                return str(info["local"])
-    pytest.skip("this host has no non-loopback IPv4 address for the hostile registry")
+    address = host_interface_address()
+    if address is None:
+        pytest.skip("this host has no non-loopback IPv4 address for the hostile registry")
+    return address
 
 
 def _redirecting(target: str) -> type[_Quiet]:

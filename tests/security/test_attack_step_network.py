@@ -14,13 +14,13 @@ request from the step; `--network=host` is the control that it would have.
 from __future__ import annotations
 
 import http.server
-import json
-import subprocess
 import threading
 from collections.abc import Iterator
 
 import pytest
 from attack import Attacker
+
+from fixtures.net import host_interface_address
 
 
 class _Recorder(http.server.ThreadingHTTPServer):
@@ -55,12 +55,10 @@ def service() -> Iterator[_Recorder]:
 
 
 def _host_address() -> str:
-    shown = subprocess.run(["ip", "-j", "-4", "addr"], capture_output=True, text=True, check=False)
-    for link in json.loads(shown.stdout or "[]"):
-        for info in link.get("addr_info", []):
-            if not info["local"].startswith("127."):
-                return str(info["local"])
-    pytest.skip("this host has no non-loopback IPv4 address")
+    address = host_interface_address()
+    if address is None:
+        pytest.skip("this host has no non-loopback IPv4 address")
+    return address
 
 
 def _own_network(lines: list[str]) -> None:
