@@ -180,7 +180,7 @@ def install_config(prefix: Path) -> None:
 def install_kaniko_compat(out: Path) -> None:
     (out / "kaniko" / ".docker").mkdir(parents=True)
     # $SSL_CERT_DIR, as in kaniko's image: GitLab's documentation has kaniko jobs add their private CA
-    # there (additional-ca-cert-bundle.crt); wharfie reads every file of it (registry/tls_trust.py).
+    # there (additional-ca-cert-bundle.crt); wharfie reads every file of it (oci/tls_trust.py).
     (out / "kaniko" / "ssl" / "certs").mkdir(parents=True)
     write_script(out / "kaniko" / "executor", f"""#!{HOME}/bin/sh
 # kaniko's executor command line, run by wharfie (`wharfie build` accepts kaniko's flags).

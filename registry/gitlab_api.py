@@ -41,9 +41,9 @@ import httpx
 
 from oci.digest import Digest
 from oci.errors import WharfieError
+from oci.tls_trust import https_context
 from registry.errors import RegistryError, RegistryUnreachableError, caused_by, parse_retry_after
 from registry.retry import RetryPolicy, describe_http_error
-from registry.tls_trust import https_context
 
 __all__ = [
     "GitLabAPI",
@@ -185,7 +185,7 @@ class GitLabAPI:
         if token is not None:
             headers[token.header] = token.value
         self._policy = RetryPolicy(retries=retries, sleep=sleep)
-        if verify is True:  # wharfie's trust, not httpx's default (registry/tls_trust.py says why)
+        if verify is True:  # wharfie's trust, not httpx's default (oci/tls_trust.py says why)
             verify = https_context()
         self._client = httpx.Client(transport=transport or httpx.HTTPTransport(verify=verify),
                                     headers=headers, timeout=timeout, follow_redirects=False)

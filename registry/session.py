@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import httpx
 
 from oci.own_addresses import guarded_transport
+from oci.tls_trust import https_context
 from registry.auth import CONTEXT, PING, SCOPES, RegistryAuth, merge_scopes, parse_challenges, repository_scope
 from registry.client_cert import load_client_certificate
 from registry.credentials import resolve_credentials
@@ -47,7 +48,6 @@ from registry.limits import MAX_SMALL_RESPONSE
 from registry.options import RegistryOptions
 from registry.reference import Reference, api_host
 from registry.retry import RetryPolicy, describe_http_error
-from registry.tls_trust import https_context
 
 __all__ = ["ACTION_SCOPES", "HostClient", "Session", "is_loopback"]
 

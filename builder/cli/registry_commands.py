@@ -27,6 +27,7 @@ import click
 from builder.cli.flags import logging_flags, registry_flags
 from oci.blobstore import BlobStore
 from oci.models import Platform, host_platform
+from oci.tls_trust import https_context
 from registry.cleanup import CleanupPlan, CleanupPolicy, TagInfo, parse_age
 from registry.client import RegistryClient
 from registry.dockerconfig import Credentials, DockerConfig
@@ -38,7 +39,6 @@ from registry.progress import choose_progress
 from registry.pull import pull_image, write_docker_tarball, write_oci_layout
 from registry.reference import DEFAULT_REGISTRY, Reference, normalize_host, parse_host, parse_reference
 from registry.session import is_loopback
-from registry.tls_trust import https_context
 
 __all__ = ["REGISTRY_COMMANDS", "cleanup", "inspect", "login", "logout", "pull", "registry_command", "repositories",
            "tags"]

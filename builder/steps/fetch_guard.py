@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from oci.own_addresses import RefusedDestination, guarded_transport, own_address_kind, resolve
-from registry.tls_trust import https_context
+from oci.tls_trust import https_context
 
 __all__ = ["FetchGuard", "RefusedDestination"]
 

@@ -33,7 +33,7 @@ import os
 import re
 import ssl
 
-from registry.errors import RegistryError
+from oci.errors import WharfieError
 
 __all__ = ["https_context", "trust_cert_dirs"]
 
@@ -52,7 +52,7 @@ def https_context(*, ca_file: str | None = None, server: str | None = None) -> s
             context.load_verify_locations(cafile=ca_file)
         except (OSError, ssl.SSLError) as exc:
             where = f" for {server}" if server else ""
-            raise RegistryError(f"cannot load the CA certificate {ca_file}{where}: {exc}") from None
+            raise WharfieError(f"cannot load the CA certificate {ca_file}{where}: {exc}") from None
     return context
 
 
