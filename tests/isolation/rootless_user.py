@@ -5,7 +5,11 @@ given a work directory of its own under /tmp, and removed afterwards with its
 /etc/subuid and /etc/subgid lines. This machine's Python may live under a
 root-only home (/root is 0700): the command runs in a private mount
 namespace where /root is an empty tmpfs with only the interpreter's
-directory bound back, so nothing on the host changes mode.
+directory bound back, so nothing on the host changes mode. The tree under
+test may sit in a directory the user cannot search (a clone under
+`mktemp -d`, 0700): it is bound at /run/wharfie-tree in that namespace, and a
+PYTHONPATH naming the tree names it there, so the user runs this tree's
+wharfie, never silently the one the editable install points at.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from pathlib import Path
 __all__ = ["SESSION_MARK", "BuildUser", "throwaway_user", "userns_forbidden_reason"]
 
 SESSION_MARK = "WHARFIE_TEST_SESSION"
+TREE = Path(__file__).resolve().parents[2]  # the tree under test
+_TREE_SEEN_AT = "/run/wharfie-tree"
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class BuildUser:
         inner = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--",
                  sys.executable, *python_flags, "-m", module, *args]
         script = "set -e\n" + prelude
+        script += f"mkdir -p {_TREE_SEEN_AT} && mount --bind {shlex.quote(str(TREE))} {_TREE_SEEN_AT}\n"
         if str(prefix).startswith("/root/"):
             keep = Path("/root") / prefix.relative_to("/root").parts[0]
             script += (f"mkdir -p /run/wharfie-keep && mount --bind {keep} /run/wharfie-keep\n"
@@ -58,6 +65,9 @@ class BuildUser:
         script += f"cd {shlex.quote(str(cwd or self.home))}\nexec " + " ".join(shlex.quote(a) for a in inner)
         clean_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.home),
                      "USER": self.name, "LANG": "C.UTF-8", "TMPDIR": str(self.tmpdir), **(env or {})}
+        if "PYTHONPATH" in clean_env:
+            clean_env["PYTHONPATH"] = ":".join(_TREE_SEEN_AT if entry == str(TREE) else entry
+                                               for entry in clean_env["PYTHONPATH"].split(":"))
         if SESSION_MARK in os.environ:  # so the session's leftover check finds its processes (tests/conftest.py)
             clean_env[SESSION_MARK] = os.environ[SESSION_MARK]
         return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
