@@ -305,9 +305,9 @@ class BlobPusher:
         """
         with self._lock:
             self._closed = True
-            streams, self._streams = self._streams, []
+            streams = list(self._streams)  # kept: a push still queued may yet take a stream's outcome
         for stream in streams:
-            stream.growing.fail("the build did not keep this blob")
+            stream.growing.fail("the build did not keep this blob")  # a blob complete by now is not affected
         for worker in self._stop_workers():
             worker.join()
 
