@@ -10,6 +10,16 @@ default and inheritable = nothing, and the ambient set is cleared. After
 exec, root holds exactly docker's default (CapEff 00000000a80425fb) and any
 other user holds nothing, as under docker.
 
+On the default network (its own namespace wired out by slirp4netns) the
+step gets that set without `net_raw`, as podman's default does: with it a
+root step could open an AF_PACKET socket on the tap device and write its own
+frames to slirp4netns, past the routes that fence the host's own addresses
+and cloud metadata off the step (builder/execution/host_fence.py); slirp
+would connect() from the host to wherever they lead. Root may still ping
+through ICMP datagram sockets (the namespace's `net.ipv4.ping_group_range`
+is `0 0`, podman's default too): iputils' ping falls back to them, busybox's
+does not (as under podman and buildah, whose default sets lack net_raw too).
+
 `no_new_privs` is set too (the issue asks for it, runc's
 `noNewPrivileges`): neither setuid files nor file capabilities can raise a
 step's privileges. BuildKit's RUN does not set it, so `sudo` inside a RUN
@@ -26,7 +36,7 @@ import os
 from collections.abc import Callable
 
 __all__ = ["DEFAULT_CAPS", "NO_NEW_PRIVS", "apply_step_capabilities", "cap_mask", "cap_names", "describe",
-           "drop_bounding", "last_cap"]
+           "drop_bounding", "last_cap", "step_capabilities"]
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
@@ -41,6 +51,12 @@ _NAMES = ("chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill"
 DEFAULT_CAPS = frozenset({"chown", "dac_override", "fowner", "fsetid", "kill", "setgid", "setuid", "setpcap",
                           "net_bind_service", "net_raw", "sys_chroot", "mknod", "audit_write", "setfcap"})
 NO_NEW_PRIVS = True
+
+
+def step_capabilities(network: str) -> frozenset[str]:
+    """What a step on `network` ("default", "host", "none") holds as root: docker's set, less net_raw on the
+    default network (see the module docstring)."""
+    return DEFAULT_CAPS - {"net_raw"} if network == "default" else DEFAULT_CAPS
 
 _PR_CAPBSET_DROP = 24
 _PR_SET_KEEPCAPS = 8
@@ -67,12 +83,12 @@ def cap_names(mask: int) -> list[str]:
     return [name for bit, name in enumerate(_NAMES) if mask >> bit & 1]
 
 
-def describe(uid: int) -> str:
+def describe(uid: int, caps: frozenset[str] = DEFAULT_CAPS) -> str:
     """One line for `-v debug`, in /proc/PID/status terms, of what a step running as `uid` holds after exec."""
-    mask = f"{cap_mask():016x}"
+    mask = f"{cap_mask(caps):016x}"
     held = f"permitted=effective={mask}" if uid == 0 else "permitted=effective=0000000000000000 (not root)"
     return (f"bounding={mask} {held} inheritable=0000000000000000 ambient=0000000000000000 "
-            f"no_new_privs={int(NO_NEW_PRIVS)} ({','.join(sorted(DEFAULT_CAPS))})")
+            f"no_new_privs={int(NO_NEW_PRIVS)} ({','.join(sorted(caps))})")
 
 
 def last_cap() -> int:
@@ -106,9 +122,9 @@ def _capset(effective: int, permitted: int, inheritable: int) -> None:
         raise OSError(err, f"capset: {os.strerror(err)}")
 
 
-def apply_step_capabilities(top: int, switch_user: Callable[[], None]) -> None:
+def apply_step_capabilities(top: int, switch_user: Callable[[], None], caps: frozenset[str] = DEFAULT_CAPS) -> None:
     """Bounding, then the ids (`switch_user`), then effective/permitted/inheritable and ambient; then no_new_privs."""
-    keep = cap_mask()
+    keep = cap_mask(caps)
     drop_bounding(top, keep)
     _prctl(_PR_SET_KEEPCAPS, 1, "keep capabilities across the id switch")
     switch_user()

@@ -38,8 +38,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from builder.execution.capabilities import DEFAULT_CAPS
 from builder.execution.capabilities import describe as describe_capabilities
+from builder.execution.capabilities import step_capabilities
 from builder.execution.mount_plan import ROOT_ATTRS, PlannedMount, describe_mount, prepared_here, step_mounts
 from builder.execution.mount_points import MountPointError, StubMaker, open_mount_point, remove_stubs
 from builder.execution.network import StepNetwork, step_resolv_conf
@@ -175,6 +175,7 @@ def _payload(root: Path, spec: RunSpec, plan: list[PlannedMount]) -> dict[str, o
     payload: dict[str, object] = {
         "root": str(root), "argv": spec.argv, "env": spec.env, "cwd": spec.cwd, "uid": spec.uid,
         "gid": spec.gid, "groups": spec.groups, "mounts": [asdict(mount) for mount in plan],
+        "caps": sorted(step_capabilities(spec.network)),
     }
     if spec.overlay is not None:
         payload["root"] = str(spec.overlay.merged)
@@ -188,8 +189,9 @@ def _log_confinement(spec: RunSpec, plan: list[PlannedMount]) -> None:
     if not log.isEnabledFor(logging.DEBUG):
         return
     log.debug("sandbox: network: %s", spec.network)
-    log.debug("sandbox: capabilities: %s", describe_capabilities(spec.uid))
-    log.debug("sandbox: seccomp: %s", describe_seccomp(DEFAULT_CAPS))
+    caps = step_capabilities(spec.network)
+    log.debug("sandbox: capabilities: %s", describe_capabilities(spec.uid, caps))
+    log.debug("sandbox: seccomp: %s", describe_seccomp(caps))
     root = "overlay" if spec.overlay is not None else "bind"
     log.debug("sandbox: mount / %s %s", root, ",".join(ROOT_ATTRS))
     for mount in plan:

@@ -33,7 +33,7 @@ from typing import Any
 import pyseccomp  # type: ignore[import-untyped]
 
 from builder.execution import mount_api
-from builder.execution.capabilities import DEFAULT_CAPS, NO_NEW_PRIVS, apply_step_capabilities, last_cap
+from builder.execution.capabilities import NO_NEW_PRIVS, apply_step_capabilities, last_cap
 from builder.execution.keyring import join_fresh_session_keyring
 from builder.execution.mount_api import attributes
 from builder.execution.mount_plan import ROOT_ATTRS, PlannedMount
@@ -188,11 +188,16 @@ def _await_network(sync: dict[str, int] | None) -> None:
     if up != b"1":
         print("wharfie: the step's network could not be set up", file=sys.stderr)
         sys.exit(125)
+    # The step has no net_raw here (builder/execution/capabilities.py): root's ping goes through ICMP
+    # datagram sockets, which this namespace's sysctl allows group 0 (podman's default).
+    with open("/proc/sys/net/ipv4/ping_group_range", "w") as handle:
+        handle.write("0 0\n")
 
 def _confine(spec: dict[str, Any]) -> pyseccomp.SyscallFilter:
     """Everything up to, not including, loading the seccomp filter."""
     # Built while the host's files are reachable; loaded last, just before exec.
-    seccomp_filter = build_filter(DEFAULT_CAPS, no_new_privs=NO_NEW_PRIVS)
+    caps = frozenset(spec["caps"])
+    seccomp_filter = build_filter(caps, no_new_privs=NO_NEW_PRIVS)
     top = last_cap()
     pivot_root_nr = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, "pivot_root")
     mount_api.make_rprivate()
@@ -205,7 +210,7 @@ def _confine(spec: dict[str, Any]) -> pyseccomp.SyscallFilter:
     mount_api.pivot_root_here(pivot_root_nr)
     join_fresh_session_keyring()
     os.chdir(spec["cwd"])
-    apply_step_capabilities(top, lambda: _switch_user(spec))
+    apply_step_capabilities(top, lambda: _switch_user(spec), caps)
     return seccomp_filter
 
 
