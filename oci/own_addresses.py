@@ -11,8 +11,9 @@ rule for "is this address the host's own", shared by ADD's downloads
 (registry/destinations.py), which each decide what to allow with it.
 
 The host's own, by kind: loopback, link-local, unspecified (0.0.0.0 and
-0.x.y.z, which Linux connects to this host), multicast, the IPv4-mapped IPv6
-forms of these, and every address of this host's interfaces (a service bound
+0.x.y.z, which Linux connects to this host), multicast, the cloud metadata
+services that live outside link-local (AWS's and GCP's IPv6 ones,
+Alibaba's 100.100.100.200), the IPv4-mapped IPv6 forms of these, and every address of this host's interfaces (a service bound
 to 0.0.0.0 answers on those too; an address is the host's when a socket can
 be bound to it).
 
@@ -40,6 +41,7 @@ import httpx
 from oci.errors import WharfieError
 
 __all__ = [
+    "CLOUD_METADATA",
     "GuardedBackend",
     "OwnKind",
     "RefusedDestination",
@@ -67,7 +69,13 @@ class OwnKind(Enum):
     LINK_LOCAL = "a link-local address (cloud metadata services live there)"
     UNSPECIFIED = "an unspecified address (it reaches this host)"
     MULTICAST = "a multicast address"
+    METADATA = "a cloud metadata service's address"
     INTERFACE = "an address of this host"
+
+
+# Cloud metadata services outside the link-local range (each hands out the machine's credentials):
+# AWS's IMDS over IPv6, GCP's over IPv6, Alibaba's (whose first API version needs no token).
+CLOUD_METADATA = frozenset(ipaddress.ip_address(a) for a in ("fd00:ec2::254", "fd20:ce::254", "100.100.100.200"))
 
 
 def _parse(address: str) -> _Address:
@@ -100,6 +108,8 @@ def own_address_kind(address: str) -> OwnKind | None:
         return OwnKind.UNSPECIFIED
     if parsed.is_multicast:
         return OwnKind.MULTICAST
+    if parsed in CLOUD_METADATA:
+        return OwnKind.METADATA
     if _is_this_hosts(parsed):
         return OwnKind.INTERFACE
     return None

@@ -22,7 +22,8 @@ slirp's own 10.0.2.0/24 (a host on such a network, VirtualBox's NAT gives
 10.0.2.15, must not lose the step's gateway, DNS forwarder or own address;
 slirp never forwards an address of its own network to the host anyway).
 Read once per build, in the host's namespace, before any sandbox exists.
-IPv4's link-local range (169.254.0.0/16) is fenced too, whatever the table
+IPv4's link-local range (169.254.0.0/16), and the IPv4 metadata addresses
+outside it (oci/own_addresses.py's CLOUD_METADATA), are fenced too, whatever the table
 says: a cloud machine's metadata service (169.254.169.254) hands whoever
 asks the machine's own credentials, a runner's included (ADD's downloads
 refuse it for the same reason, builder/steps/fetch_guard.py). docker's
@@ -58,12 +59,15 @@ import subprocess
 from collections.abc import Iterable
 
 from oci.errors import WharfieError
+from oci.own_addresses import CLOUD_METADATA
 
 __all__ = ["LINK_LOCAL", "SLIRP_NETWORK", "FenceError", "fence_host_addresses", "fence_missing", "host_local_prefixes",
            "is_fenced", "prefixes_to_fence"]
 
 SLIRP_NETWORK = ipaddress.IPv4Network("10.0.2.0/24")  # slirp4netns' default network: gateway .2, DNS .3, step .100
 LINK_LOCAL = "169.254.0.0/16"  # cloud metadata services: the machine's credentials
+# The IPv4 ones outside it (slirp carries IPv4 only): the same list ADD and the registry client refuse.
+_METADATA = tuple(f"{a}/32" for a in sorted(map(str, CLOUD_METADATA)) if ":" not in a)
 _SEARCH = os.pathsep.join(filter(None, [os.environ.get("PATH"), "/usr/sbin:/sbin:/usr/bin:/bin"]))
 # Fixed at start-up, before anything of a build exists: never looked up again.
 _IP = shutil.which("ip", path=_SEARCH)
@@ -126,7 +130,7 @@ def host_local_prefixes() -> tuple[str, ...]:
         except (ValueError, KeyError, TypeError) as exc:
             raise FenceError(f"cannot read the host's local routes from ip: {exc}") from None
     try:
-        return prefixes_to_fence([*destinations, LINK_LOCAL])
+        return prefixes_to_fence([*destinations, LINK_LOCAL, *_METADATA])
     except ValueError as exc:
         raise FenceError(f"cannot read the host's local routes from ip: {exc}") from None
 

@@ -40,7 +40,8 @@ def _interface_address() -> str:
     return address
 
 
-@pytest.mark.parametrize("destination", ["127.0.0.1", "::1", "169.254.169.254", "0.0.0.0", "::ffff:127.0.0.1"])
+@pytest.mark.parametrize("destination", ["127.0.0.1", "::1", "169.254.169.254", "0.0.0.0", "::ffff:127.0.0.1",
+                                         "fd00:ec2::254", "100.100.100.200"])
 def test_a_registry_elsewhere_may_not_lead_to_the_hosts_own_addresses(dns: _Dns, destination: str) -> None:
     dns.answers["evil.example"] = [ELSEWHERE]
     guard = RegistryDestinations("evil.example")

@@ -14,6 +14,7 @@ import pytest
 
 from builder.execution import network
 from builder.execution.host_fence import SLIRP_NETWORK, host_local_prefixes, is_fenced, prefixes_to_fence
+from oci.own_addresses import CLOUD_METADATA
 
 
 def test_interface_addresses_and_anyip_ranges_are_fenced_loopback_is_not() -> None:
@@ -33,7 +34,7 @@ def test_addresses_inside_slirps_own_network_keep_the_steps_gateway_and_dns() ->
 
 def test_cloud_metadata_is_fenced_on_every_host() -> None:
     """169.254.169.254 hands out the machine's credentials: fenced whether or not the host has a link-local address."""
-    assert is_fenced("169.254.169.254") and is_fenced("169.254.0.1")
+    assert is_fenced("169.254.169.254") and is_fenced("169.254.0.1") and is_fenced("100.100.100.200")
     assert not is_fenced("198.51.100.7")
 
 
@@ -43,8 +44,8 @@ def test_the_hosts_table_holds_every_address_a_socket_can_bind() -> None:
     singles = [ipaddress.ip_network(p) for p in prefixes if ipaddress.ip_network(p).num_addresses == 1]
     for single in singles:
         address = single.network_address
-        if address.is_link_local:
-            continue  # binding a link-local IPv6 address needs its scope id
+        if address.is_link_local or address in CLOUD_METADATA:
+            continue  # binding a link-local IPv6 address needs its scope id; metadata services are not the host's
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         with socket.socket(family, socket.SOCK_DGRAM) as probe:
             probe.bind((str(address), 0))
