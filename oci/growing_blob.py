@@ -62,6 +62,12 @@ class GrowingBlob:
                 self._failed = why
             self._changed.notify_all()
 
+    def stop(self, why: str) -> None:
+        """Tell the reader to give up, complete or not (a cancelled build): its next wait raises."""
+        with self._changed:
+            self._failed = self._failed or why
+            self._changed.notify_all()
+
     # -- the reader's side ------------------------------------------------------------------------
     @property
     def digest(self) -> Digest | None:

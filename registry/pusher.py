@@ -162,13 +162,15 @@ class BlobPusher:
         repositories mount it from there as usual.
         """
         repo = next(iter(dict.fromkeys(r.repo_ref for r in repos)), None)
-        if repo is None:
-            return
-        stream = _Stream(growing, repo)
+        stream = _Stream(growing, repo) if repo is not None else None
         with self._lock:
-            if self._closed:
-                return
-            self._streams.append(stream)
+            if stream is not None and not self._closed:
+                self._streams.append(stream)
+            else:
+                stream = None
+        if stream is None:
+            growing.release()  # nobody will read it: the writer then keeps no descriptor for it
+            return
         threading.Thread(target=self._upload_growing, args=(stream,), name="push-stream", daemon=True).start()
 
     def _upload_growing(self, stream: _Stream) -> None:
@@ -290,7 +292,7 @@ class BlobPusher:
             primed = list(self._primed.values())
             streams, self._streams = self._streams, []
         for stream in streams:
-            stream.growing.fail("the push was abandoned")  # its thread cancels the upload session
+            stream.growing.stop("the push was abandoned")  # its thread cancels the upload session after its chunk
         for outcome in outcomes:
             if not outcome.cancel():
                 _settle(outcome, error=PushAbandoned("the push was abandoned"))

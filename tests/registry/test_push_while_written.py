@@ -202,6 +202,15 @@ def test_a_growing_blob_reads_what_is_written_and_reports_the_end(tmp_path: Path
         failing.wait_for(0)
     failing.release()
 
+    stopped = GrowingBlob()  # a cancelled build stops a stream even once its blob is whole
+    with store.writer(growing=stopped) as writer:
+        writer.write(b"whole")
+    assert stopped.wait_for(0) == (5, True)
+    stopped.stop("the push was abandoned")
+    with pytest.raises(BlobWriteFailed, match="abandoned"):
+        stopped.wait_for(0)
+    stopped.release()
+
     given_up = GrowingBlob()
     given_up.release()  # the reader ended before the writer began: writing is not disturbed
     with store.writer(growing=given_up) as writer:

@@ -19,7 +19,7 @@ from registry.reference import parse_reference
 def test_a_blob_added_early_is_in_the_registry_before_any_manifest(registry_open, fault_proxy, store):
     image = build_image(store, [{"early": os.urandom(100_000)}, {"late": os.urandom(1_000)}])
     proxy = fault_proxy(registry_open)
-    dest = parse_reference(f"{proxy.host}/early/app:1")
+    dest = parse_reference(f"{proxy.host}/pusher-early/app:1")
     with RegistryClient(options_for(registry_open, via=proxy)) as client, \
             BlobPusher(client.session) as pusher:
         [first] = pusher.add(image.layers[0], [dest])
@@ -30,7 +30,7 @@ def test_a_blob_added_early_is_in_the_registry_before_any_manifest(registry_open
     assert digest == image.digest
     # The early layer went up once: push_image joined it instead of pushing it again.
     assert proxy.uploaded_bytes() == sum(layer.size for layer in image.layers) + len(image.config_raw)
-    assert skopeo_inspect(registry_open, f"{registry_open.host}/early/app:1")["Digest"] == str(image.digest)
+    assert skopeo_inspect(registry_open, f"{registry_open.host}/pusher-early/app:1")["Digest"] == str(image.digest)
 
 
 def test_one_upload_per_registry_the_other_repository_mounts(registry_open, fault_proxy, store):
