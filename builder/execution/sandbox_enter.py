@@ -189,9 +189,14 @@ def _await_network(sync: dict[str, int] | None) -> None:
         print("wharfie: the step's network could not be set up", file=sys.stderr)
         sys.exit(125)
     # The step has no net_raw here (builder/execution/capabilities.py): root's ping goes through ICMP
-    # datagram sockets, which this namespace's sysctl allows group 0 (podman's default).
-    with open("/proc/sys/net/ipv4/ping_group_range", "w") as handle:
-        handle.write("0 0\n")
+    # datagram sockets, which this namespace's sysctl allows group 0 (podman's default). Best effort: a
+    # job container's /proc/sys is read-only, and ping is not worth failing a step for.
+    try:
+        with open("/proc/sys/net/ipv4/ping_group_range", "w") as handle:
+            handle.write("0 0\n")
+    except OSError:
+        pass
+
 
 def _confine(spec: dict[str, Any]) -> pyseccomp.SyscallFilter:
     """Everything up to, not including, loading the seccomp filter."""
