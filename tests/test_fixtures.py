@@ -326,7 +326,10 @@ def test_proxy_counts_and_injects_a_503_once(
         f"docker://{proxy.host}/proxied/busybox:latest",
     )
     assert pushed.returncode == 0, pushed.stderr
-    assert proxy.uploaded_bytes() >= busybox_layout.layer_size
+    # skopeo keeps a blob-info cache across runs (/var/lib/containers/cache): when a proxy of an earlier test
+    # had this port, it knows the layer is in library/busybox there and mounts it instead of uploading it.
+    mounted = [e for e in proxy.exchanges if e.method == "POST" and "mount=" in e.path and e.status == 201]
+    assert proxy.uploaded_bytes() >= busybox_layout.layer_size or mounted
     assert proxy.count("PUT", kind="manifest") == 1
 
 
