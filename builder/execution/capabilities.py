@@ -58,6 +58,7 @@ def step_capabilities(network: str) -> frozenset[str]:
     default network (see the module docstring)."""
     return DEFAULT_CAPS - {"net_raw"} if network == "default" else DEFAULT_CAPS
 
+
 _PR_CAPBSET_DROP = 24
 _PR_SET_KEEPCAPS = 8
 _PR_SET_NO_NEW_PRIVS = 38
