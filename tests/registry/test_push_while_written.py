@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,11 @@ class _Bed:
     def repo(self, name: str) -> Reference:
         return parse_reference(f"{self.proxy.host}/stream/{name}")
 
+    @contextmanager
+    def pusher(self) -> Iterator[BlobPusher]:
+        with RegistryClient(self.options) as client, BlobPusher(client.session) as pusher:
+            yield pusher
+
 
 @pytest.fixture
 def bed(registry_open: Registry, fault_proxy: Callable[[Registry], FaultProxy]) -> Iterator[_Bed]:
@@ -88,7 +94,7 @@ def test_a_large_blob_goes_up_while_it_is_written_and_only_once(bed, store):
     data = os.urandom(1 << 20)
     dest = bed.repo("app")
     growing = _Watched()
-    with RegistryClient(bed.options) as client, BlobPusher(client.session) as pusher:
+    with bed.pusher() as pusher:
         pusher.stream(growing, [dest])
         # The writer stops half-way until the uploader has read: the upload started before the blob was whole.
         layer = _write(store, data, growing, pause_after=512 << 10, resume=growing.first_read)
@@ -105,7 +111,7 @@ def test_a_repository_added_before_the_streamed_one_mounts_from_it(bed, store):
     destination the stream goes to: the cache's push waits for the stream and mounts, nothing goes up twice."""
     data = os.urandom(1 << 20)
     cache, dest = bed.repo("cache"), bed.repo("app")
-    with RegistryClient(bed.options) as client, BlobPusher(client.session) as pusher:
+    with bed.pusher() as pusher:
         growing = GrowingBlob()
         pusher.stream(growing, [dest])
         layer = _write(store, data, growing)
@@ -132,7 +138,7 @@ def test_a_stream_the_registry_refuses_is_cancelled_and_the_ordinary_push_delive
     data = os.urandom(1 << 20)
     bed.proxy.fail("PATCH", r"/v2/stream/refused/blobs/uploads/", 500, times=1)
     dest = bed.repo("refused")
-    with RegistryClient(bed.options) as client, BlobPusher(client.session) as pusher:
+    with bed.pusher() as pusher:
         growing = GrowingBlob()
         pusher.stream(growing, [dest])
         layer = _write(store, data, growing)
@@ -146,7 +152,7 @@ def test_a_failed_write_cancels_the_stream_and_nothing_arrives(bed, store):
     data = os.urandom(1 << 20)
     dest = bed.repo("failed")
     growing = _Watched()
-    with RegistryClient(bed.options) as client, BlobPusher(client.session) as pusher:
+    with bed.pusher() as pusher:
         pusher.stream(growing, [dest])
         with pytest.raises(OSError, match="No space left"):
             _write(store, data, growing, pause_after=512 << 10, resume=growing.first_read, fail_after=768 << 10)
